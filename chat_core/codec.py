@@ -1,0 +1,98 @@
+"""The event codec: journal rows to `Recorded` events and back, with upcasting.
+
+A row stores the event's tag, its schema version and its JSON payload. Decoding a row of
+the current version is one msgspec call; an older row is first lifted by upcasters, pure
+`dict -> dict` functions keyed by (tag, version), one version at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import msgspec
+
+from chat_core import events as e
+from chat_core.errors import CorruptJournal
+
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+
+# The current schema version of each tag. Bump it together with an upcaster from the
+# previous version and a frozen sample of the old form in tests/data/.
+VERSIONS: Final[dict[str, int]] = {cls.__struct_config__.tag: 1 for cls in e.EVENT_TYPES}  # type: ignore[misc]
+
+# (tag, version) -> the function lifting a payload of that version to version + 1.
+UPCASTERS: dict[tuple[str, int], Upcaster] = {}
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(e.Event)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def encode_event(event: e.Event) -> bytes:
+    """The JSON payload of an event (its `type` tag included)."""
+    return _encoder.encode(event)
+
+
+def to_micros(at: datetime) -> int:
+    """A UTC datetime as integer microseconds since the epoch (the journal's time column)."""
+    delta = at - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_micros(micros: int) -> datetime:
+    # Integer arithmetic: exact to the microsecond, unlike a float timestamp.
+    return _EPOCH + timedelta(microseconds=micros)
+
+
+def upcast(tag: str, version: int, payload: dict[str, Any]) -> dict[str, Any]:
+    """Lift a payload from `version` to the current version of its tag."""
+    current = VERSIONS.get(tag)
+    if current is None:
+        raise ValueError(f"unknown event tag {tag!r}")
+    if version > current:
+        raise ValueError(f"{tag} version {version} is newer than this code knows ({current})")
+    while version < current:
+        step = UPCASTERS.get((tag, version))
+        if step is None:
+            raise ValueError(f"no upcaster for {tag} version {version}")
+        payload = step(payload)
+        version += 1
+    return payload
+
+
+def decode_event(seq: int, tag: str, version: int, payload: bytes | str) -> e.Event:
+    """Decode one stored event, raising `CorruptJournal` (with its seq) if it cannot be read."""
+    try:
+        if version == VERSIONS.get(tag):
+            event = _decoder.decode(payload)
+        else:
+            raw = msgspec.json.decode(payload)
+            if not isinstance(raw, dict):
+                raise ValueError("payload is not a JSON object")
+            event = msgspec.convert({**upcast(tag, version, raw), "type": tag}, e.Event)
+    except (msgspec.DecodeError, msgspec.ValidationError, ValueError, TypeError) as exc:
+        raise CorruptJournal(seq, str(exc)) from exc
+    if e.tag_of(event) != tag:
+        raise CorruptJournal(seq, f"payload type {e.tag_of(event)!r} under tag {tag!r}")
+    return event
+
+
+def decode_row(
+    seq: int,
+    tag: str,
+    version: int,
+    payload: bytes | str,
+    actor: str,
+    command_id: str | None,
+    recorded_at: int,
+) -> e.Recorded:
+    """A journal row as a `Recorded` event."""
+    return e.Recorded(
+        seq=seq,
+        at=from_micros(recorded_at),
+        actor=actor,
+        event=decode_event(seq, tag, version, payload),
+        command_id=command_id,
+    )

@@ -1,0 +1,114 @@
+"""Commands: what an actor asks for, imperative, with everything a decision depends on.
+
+The edge builds them: `actor` from the verified token, `at` from its clock, `limits` from
+settings, `prior` (for an idempotent retry) from the journal. The decider reads nothing else.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+
+from chat_core.rules import DEFAULT_LIMITS, Limits, Role
+
+
+class MessageRef(msgspec.Struct, frozen=True, kw_only=True):
+    """The first result of a message, returned again when its `client_msg_id` is re-sent."""
+
+    message_id: int
+    room_id: str
+    seq: int
+    timestamp: datetime
+
+
+class _Command(msgspec.Struct, frozen=True, kw_only=True):
+    actor: str
+    at: datetime
+    limits: Limits = DEFAULT_LIMITS
+
+
+class RegisterAccount(_Command):
+    """A new account; refused if the name is taken in any letter case."""
+
+    username: str
+    password_hash: str
+    display_name: str | None = None
+
+
+class EnsureAccount(_Command):
+    """Create or update an account from configuration (demo users, `admin.users`).
+
+    `password_hash` None keeps the stored hash (the edge compares the configured password).
+    """
+
+    username: str
+    role: Role
+    password_hash: str | None = None
+
+
+class CreateRoom(_Command):
+    """Create a room if it does not exist (the configured default rooms)."""
+
+    room_name: str
+
+
+class JoinRoom(_Command):
+    room_name: str
+
+
+class LeaveRoom(_Command):
+    room_id: str
+
+
+class SendMessage(_Command):
+    room_id: str
+    text: str
+    client_msg_id: str | None = None
+    prior: MessageRef | None = None  # set when this (actor, client_msg_id) was already sent
+
+
+class KickUser(_Command):
+    target: str
+    reason: str | None = None
+    room_id: str | None = None
+
+
+class BanUser(_Command):
+    target: str
+    reason: str | None = None
+    duration_seconds: int | None = None
+
+
+class UnbanUser(_Command):
+    target: str
+
+
+class SetRole(_Command):
+    target: str
+    role: str
+
+
+class BroadcastAnnouncement(_Command):
+    message: str
+    level: str = "info"
+
+
+class DeleteRoom(_Command):
+    room_id: str
+
+
+Command = (
+    RegisterAccount
+    | EnsureAccount
+    | CreateRoom
+    | JoinRoom
+    | LeaveRoom
+    | SendMessage
+    | KickUser
+    | BanUser
+    | UnbanUser
+    | SetRole
+    | BroadcastAnnouncement
+    | DeleteRoom
+)

@@ -1,0 +1,91 @@
+"""Apply alembic migrations programmatically, with the URL the server uses."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+
+from chat_core.errors import UnsupportedJournal
+from chat_core.paths import ensure_sqlite_dir, sqlite_file
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def alembic_config(url: str) -> Config:
+    """An alembic Config for the project's migrations and the given database URL."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["url"] = url
+    return config
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(alembic_config("")).get_current_head()
+    assert head is not None
+    return head
+
+
+def check_revision(revision: str, url: str) -> None:
+    """Refuse a journal migrated by a newer version of this code (a revision we do not know)."""
+    script = ScriptDirectory.from_config(alembic_config(url))
+    known = {rev.revision for rev in script.walk_revisions()}
+    if revision not in known:
+        raise UnsupportedJournal(
+            f"{url} has schema revision {revision!r}, unknown to this version: it was written"
+            " by a newer release; upgrade the server"
+        )
+    if revision != script.get_current_head():
+        raise UnsupportedJournal(
+            f"{url} is at schema revision {revision!r}; run `alembic upgrade head` first"
+        )
+
+
+def upgrade(url: str) -> None:
+    """Bring the database to the latest revision (blocking: call it off the event loop)."""
+    preflight(url)
+    ensure_sqlite_dir(url)
+    command.upgrade(alembic_config(url), "head")
+
+
+def preflight(url: str) -> None:
+    """Refuse, before anything is written, a file that is not a journal we may migrate.
+
+    A corrupt or foreign database, or one from a newer release, stops start-up with one line;
+    an empty or missing file is fine (the migrations create the journal).
+    """
+    path = sqlite_file(url)
+    if path is None or not path.exists() or path.stat().st_size == 0:
+        return
+    try:
+        connection = sqlite3.connect(f"file:{path.absolute()}?mode=ro", uri=True)
+        try:
+            tables = {
+                row[0]
+                for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
+            }
+            revision = None
+            if "alembic_version" in tables:
+                found = connection.execute("SELECT version_num FROM alembic_version").fetchone()
+                revision = found[0] if found else None
+        finally:
+            connection.close()
+    except sqlite3.Error as exc:
+        raise UnsupportedJournal(f"{path} is not a readable SQLite database: {exc}") from exc
+    if revision is None and tables - {"sqlite_sequence", "alembic_version"}:
+        raise UnsupportedJournal(
+            f"{path} holds tables {sorted(tables)} but is not a chat journal; refusing to touch it"
+        )
+    if revision is not None:
+        known = {
+            rev.revision
+            for rev in ScriptDirectory.from_config(alembic_config(url)).walk_revisions()
+        }
+        if revision not in known:
+            raise UnsupportedJournal(
+                f"{path} has schema revision {revision!r}, written by a newer release;"
+                " upgrade the server"
+            )

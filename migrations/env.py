@@ -1,0 +1,60 @@
+"""Alembic environment: async SQLAlchemy, the database URL from the server's own settings."""
+
+from __future__ import annotations
+
+import asyncio
+
+from alembic import context
+from sqlalchemy import pool
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from chat_core.tables import metadata
+
+config = context.config
+
+
+def _url() -> str:
+    # The server passes its URL in; `alembic upgrade head` from a shell loads the same
+    # settings sources as `chat-web serve`, so both always migrate the same file.
+    url = config.attributes.get("url") or config.get_main_option("sqlalchemy.url")
+    if url:
+        return str(url)
+    from chat_core.settings import database_url, load_settings
+
+    settings = load_settings()
+    settings_url = database_url(settings)
+    from chat_core.paths import ensure_sqlite_dir
+
+    ensure_sqlite_dir(settings_url)
+    return settings_url
+
+
+def _migrate(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=metadata,
+        render_as_batch=True,
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def _run_async() -> None:
+    engine = create_async_engine(_url(), poolclass=pool.NullPool)
+    try:
+        async with engine.connect() as connection:
+            await connection.exec_driver_sql("PRAGMA journal_mode=WAL")
+            await connection.run_sync(_migrate)
+            await connection.commit()
+    finally:
+        await engine.dispose()
+
+
+if context.is_offline_mode():
+    context.configure(url=_url(), target_metadata=metadata, literal_binds=True)
+    with context.begin_transaction():
+        context.run_migrations()
+else:
+    asyncio.run(_run_async())
