@@ -38,12 +38,15 @@ def audience(recorded: e.Recorded, before: ChatState) -> Audience:
             return Audience(room.members.keys()) if room is not None else NOBODY
         case e.UserJoined():
             room = before.rooms.get(event.room_id)
-            members = list(room.members.keys()) if room is not None else []
-            return Audience([*members, user_key(event.username)])
+            joiner = user_key(event.username)
+            others = [key for key in room.members if key != joiner] if room else []
+            return Audience([*others, joiner])
         case e.UserLeft():
+            # The leaver is still a member in `before`, so the members are the audience.
             room = before.rooms.get(event.room_id)
-            members = set(room.members.keys()) if room is not None else set()
-            return Audience(members | {user_key(event.username)})
+            leaver = user_key(event.username)
+            others = [key for key in room.members if key != leaver] if room else []
+            return Audience([*others, leaver])
         case e.UserKicked() | e.UserBanned():
             users = {user_key(event.username)}
             for room_id in event.rooms:

@@ -65,6 +65,7 @@ def upcast(tag: str, version: int, payload: dict[str, Any]) -> dict[str, Any]:
 def decode_event(seq: int, tag: str, version: int, payload: bytes | str) -> e.Event:
     """Decode one stored event, raising `CorruptJournal` (with its seq) if it cannot be read."""
     try:
+        event: e.Event
         if version == VERSIONS.get(tag):
             event = _decoder.decode(payload)
         else:

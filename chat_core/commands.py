@@ -28,7 +28,7 @@ class _Command(msgspec.Struct, frozen=True, kw_only=True):
     limits: Limits = DEFAULT_LIMITS
 
 
-class RegisterAccount(_Command):
+class RegisterAccount(_Command, frozen=True, kw_only=True):
     """A new account; refused if the name is taken in any letter case."""
 
     username: str
@@ -36,7 +36,7 @@ class RegisterAccount(_Command):
     display_name: str | None = None
 
 
-class EnsureAccount(_Command):
+class EnsureAccount(_Command, frozen=True, kw_only=True):
     """Create or update an account from configuration (demo users, `admin.users`).
 
     `password_hash` None keeps the stored hash (the edge compares the configured password).
@@ -47,54 +47,54 @@ class EnsureAccount(_Command):
     password_hash: str | None = None
 
 
-class CreateRoom(_Command):
+class CreateRoom(_Command, frozen=True, kw_only=True):
     """Create a room if it does not exist (the configured default rooms)."""
 
     room_name: str
 
 
-class JoinRoom(_Command):
+class JoinRoom(_Command, frozen=True, kw_only=True):
     room_name: str
 
 
-class LeaveRoom(_Command):
+class LeaveRoom(_Command, frozen=True, kw_only=True):
     room_id: str
 
 
-class SendMessage(_Command):
+class SendMessage(_Command, frozen=True, kw_only=True):
     room_id: str
     text: str
     client_msg_id: str | None = None
     prior: MessageRef | None = None  # set when this (actor, client_msg_id) was already sent
 
 
-class KickUser(_Command):
+class KickUser(_Command, frozen=True, kw_only=True):
     target: str
     reason: str | None = None
     room_id: str | None = None
 
 
-class BanUser(_Command):
+class BanUser(_Command, frozen=True, kw_only=True):
     target: str
     reason: str | None = None
     duration_seconds: int | None = None
 
 
-class UnbanUser(_Command):
+class UnbanUser(_Command, frozen=True, kw_only=True):
     target: str
 
 
-class SetRole(_Command):
+class SetRole(_Command, frozen=True, kw_only=True):
     target: str
     role: str
 
 
-class BroadcastAnnouncement(_Command):
+class BroadcastAnnouncement(_Command, frozen=True, kw_only=True):
     message: str
     level: str = "info"
 
 
-class DeleteRoom(_Command):
+class DeleteRoom(_Command, frozen=True, kw_only=True):
     room_id: str
 
 

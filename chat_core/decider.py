@@ -78,16 +78,24 @@ def decide(command: c.Command, state: ChatState) -> list[e.Event]:
             assert_never(command)
 
 
-def _actor(command: c.Command, state: ChatState) -> Account:
-    """The acting account; its current role counts, not the one in its token."""
-    if command.actor == SYSTEM_ACTOR:
+def authorize(state: ChatState, username: str, at: datetime) -> Account:
+    """The acting account, if it exists and is not banned at `at`.
+
+    Every command, reads included, passes here: the current role and bans count, not the
+    token's claims.
+    """
+    if username == SYSTEM_ACTOR:
         return _SYSTEM
-    account = state.accounts.get(user_key(command.actor))
+    account = state.accounts.get(user_key(username))
     if account is None:
         raise Unauthenticated("the account no longer exists", "invalid_token")
-    if active_ban(state, account.username, command.at) is not None:
+    if active_ban(state, account.username, at) is not None:
         raise Banned("you are banned")
     return account
+
+
+def _actor(command: c.Command, state: ChatState) -> Account:
+    return authorize(state, command.actor, command.at)
 
 
 def _require(actor: Account, role: Role) -> None:

@@ -18,50 +18,50 @@ class _Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
     """Base of every event."""
 
 
-class AccountRegistered(_Event, tag="account_registered"):
+class AccountRegistered(_Event, frozen=True, kw_only=True, tag="account_registered"):
     username: str
     password_hash: str
     role: Role = "user"
     display_name: str | None = None
 
 
-class PasswordChanged(_Event, tag="password_changed"):
+class PasswordChanged(_Event, frozen=True, kw_only=True, tag="password_changed"):
     username: str
     password_hash: str
 
 
-class RoleChanged(_Event, tag="role_changed"):
+class RoleChanged(_Event, frozen=True, kw_only=True, tag="role_changed"):
     username: str
     role: Role
     by: str
     previous: Role | None = None  # lets resume rebuild a user's role at an earlier seq
 
 
-class RoomCreated(_Event, tag="room_created"):
+class RoomCreated(_Event, frozen=True, kw_only=True, tag="room_created"):
     room_id: str
     room_name: str
     created_by: str
 
 
-class RoomDeleted(_Event, tag="room_deleted"):
+class RoomDeleted(_Event, frozen=True, kw_only=True, tag="room_deleted"):
     room_id: str
     room_name: str
     by: str
     members: tuple[str, ...] = ()  # who lost their membership (for resume and the hub)
 
 
-class UserJoined(_Event, tag="user_joined"):
+class UserJoined(_Event, frozen=True, kw_only=True, tag="user_joined"):
     room_id: str
     username: str
 
 
-class UserLeft(_Event, tag="user_left"):
+class UserLeft(_Event, frozen=True, kw_only=True, tag="user_left"):
     room_id: str
     username: str
     reason: LeaveReason = "left"
 
 
-class MessageSent(_Event, tag="message_sent"):
+class MessageSent(_Event, frozen=True, kw_only=True, tag="message_sent"):
     message_id: int
     room_id: str
     username: str
@@ -69,7 +69,7 @@ class MessageSent(_Event, tag="message_sent"):
     client_msg_id: str | None = None
 
 
-class UserKicked(_Event, tag="user_kicked"):
+class UserKicked(_Event, frozen=True, kw_only=True, tag="user_kicked"):
     """A kick from one room (`room_id`) or from the whole chat (`room_id` None).
 
     `rooms` lists the rooms the target was removed from; one `UserLeft` follows per room.
@@ -82,7 +82,7 @@ class UserKicked(_Event, tag="user_kicked"):
     by: str
 
 
-class UserBanned(_Event, tag="user_banned"):
+class UserBanned(_Event, frozen=True, kw_only=True, tag="user_banned"):
     """A ban until `until` (None: for ever); one `UserLeft` per room in `rooms` follows."""
 
     username: str
@@ -92,12 +92,12 @@ class UserBanned(_Event, tag="user_banned"):
     until: datetime | None
 
 
-class UserUnbanned(_Event, tag="user_unbanned"):
+class UserUnbanned(_Event, frozen=True, kw_only=True, tag="user_unbanned"):
     username: str
     by: str
 
 
-class AnnouncementBroadcast(_Event, tag="system_announcement"):
+class AnnouncementBroadcast(_Event, frozen=True, kw_only=True, tag="system_announcement"):
     message: str
     level: Level
     by: str

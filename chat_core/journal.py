@@ -197,7 +197,7 @@ class Journal:
                     raise JournalConflict(
                         f"another writer moved the journal head to {head}, expected {expected_head}"
                     )
-                await conn.exec_driver_sql(INSERT_SQL, rows)  # type: ignore[arg-type]
+                await conn.exec_driver_sql(INSERT_SQL, rows)
         except IntegrityError as exc:
             raise JournalConflict(f"append conflicts with existing rows: {_cause(exc)}") from exc
         except DBAPIError as exc:

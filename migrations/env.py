@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from logging.config import fileConfig
 
 from alembic import context
 from sqlalchemy import pool
@@ -12,6 +13,9 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from chat_core.tables import metadata
 
 config = context.config
+if config.config_file_name is not None and not config.attributes.get("url"):
+    # Run from a shell (`alembic upgrade head`): log what is applied, as alembic.ini says.
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 
 def _url() -> str:
