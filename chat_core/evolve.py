@@ -40,7 +40,11 @@ def evolve(state: ChatState, recorded: e.Recorded) -> ChatState:
                 client_msg_id=event.client_msg_id,
             )
             window = state.history_window
-            recent = (*room.recent[-window + 1 :], message) if window > 1 else (message,)
+            if window > 1:
+                recent: tuple[Message, ...] = (*room.recent[-window + 1 :], message)
+            else:
+                # A window of 1 keeps only this message; of 0 (history_on_join = 0), none.
+                recent = (message,) if window == 1 else ()
             room = replace(room, recent=recent, message_count=room.message_count + 1)
             return replace(
                 state,
@@ -80,6 +84,7 @@ def evolve(state: ChatState, recorded: e.Recorded) -> ChatState:
                 created_by=event.created_by,
                 created_at=recorded.at,
                 members=Map(),
+                created_seq=recorded.seq,
             )
             return replace(state, seq=recorded.seq, rooms=state.rooms.set(event.room_id, room))
         case e.RoomDeleted():

@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Sequence
+from contextlib import aclosing
 from typing import Any, Literal
 
 from sqlalchemy import and_, func, or_, select
@@ -122,6 +123,7 @@ class Journal:
         from chat_core.migrate import preflight, upgrade
 
         lock_fd = None if readonly else _lock(url)
+        engines: list[AsyncEngine] = []
         try:
             if migrate:
                 # Alembic runs its own event loop: give it a thread.
@@ -129,10 +131,16 @@ class Journal:
             else:
                 await asyncio.to_thread(preflight, url)
             reader = _engine(url, synchronous, writer=False, readonly=readonly)
+            engines.append(reader)
             writer = None if readonly else _engine(url, synchronous, writer=True, readonly=False)
+            if writer is not None:
+                engines.append(writer)
             journal = cls(url, writer, reader, lock_fd)
             await journal._check_schema()
         except BaseException:
+            # Close the pooled connections of a refused file too, not only its lock.
+            for engine in engines:
+                await engine.dispose()
             _unlock(lock_fd)
             raise
         return journal
@@ -207,12 +215,15 @@ class Journal:
         self, after: int = 0, until: int | None = None, page_size: int = 10_000
     ) -> AsyncIterator[list[e.Recorded]]:
         """Events with after < seq <= until, oldest first, a page at a time (never all at once)."""
-        async for rows in self.read_rows(after, until, page_size):
-            yield [codec.decode_row(*row) for row in rows]
+        # aclosing: a row that fails to decode (or a caller that stops early) must still
+        # return the reader connection held by the inner generator.
+        async with aclosing(self.read_rows(after, until, page_size)) as pages:
+            async for rows in pages:
+                yield [codec.decode_row(*row) for row in rows]
 
     async def read_rows(
         self, after: int = 0, until: int | None = None, page_size: int = 10_000
-    ) -> AsyncIterator[list[tuple[Any, ...]]]:
+    ) -> AsyncGenerator[list[tuple[Any, ...]], None]:
         """Raw rows (seq, tag, version, payload, actor, command_id, recorded_at), paged."""
         upper = until if until is not None else 2**62
         async with self._reader.connect() as conn:
@@ -233,12 +244,18 @@ class Journal:
                 after = rows[-1][0]
 
     async def history(
-        self, room_id: str, before_seq: int | None, limit: int
+        self, room_id: str, before_seq: int | None, limit: int, after_seq: int = 0
     ) -> tuple[list[Message], bool]:
-        """A room's messages with seq < before_seq, oldest first, and whether more exist."""
+        """A room's messages with after_seq < seq < before_seq, oldest first, and whether more
+        exist (`after_seq`: the room's creation, so a re-created room shows none of the old one's).
+        """
         query = (
             select(*_COLUMNS)
-            .where(events.c.stream == room_id, events.c.tag == "message_sent")
+            .where(
+                events.c.stream == room_id,
+                events.c.tag == "message_sent",
+                events.c.seq > after_seq,
+            )
             .order_by(events.c.seq.desc())
             .limit(limit + 1)
         )

@@ -52,6 +52,8 @@ class Room(msgspec.Struct, frozen=True, kw_only=True):
     members: Map[str, str]  # user key -> username spelling
     recent: tuple[Message, ...] = ()  # the last `history_window` messages, oldest first
     message_count: int = 0
+    # The seq of the RoomCreated event: history pages of a re-created room start after it.
+    created_seq: int = 0
 
 
 class ChatState(msgspec.Struct, frozen=True, kw_only=True):

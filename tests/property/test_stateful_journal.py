@@ -1,0 +1,164 @@
+"""A random walk of commands from several users and roles through the real processor and a
+real SQLite journal; after every step the journal replays to the live state and the
+invariants of the chat hold. A restart rule reopens the file and must find the same state."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from datetime import timedelta
+from pathlib import Path
+
+import msgspec
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+
+from chat_core import commands as c
+from chat_core import events as e
+from chat_core.errors import Banned, ChatError, Unauthenticated
+from chat_core.state import active_ban
+from chat_kit import COMMANDS, LIMITS, T0, LiveCore, seed_commands
+
+
+class JournalMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tmp = tempfile.mkdtemp(prefix="chat-stateful-")
+        self.core: LiveCore | None = None
+        self.clock = T0
+        # (actor, client_msg_id) -> the first result of that message
+        self.sent: dict[tuple[str, str], c.MessageRef] = {}
+        self.last_client_send: c.SendMessage | None = None
+
+    @initialize()
+    def open_and_seed(self) -> None:
+        self.core = LiveCore(f"sqlite+aiosqlite:///{Path(self.tmp) / 'journal.db'}")
+        for command in seed_commands():
+            self.core.submit(command)
+
+    def _submit(self, command: c.Command) -> None:
+        assert self.core is not None
+        key = (
+            (command.actor, command.client_msg_id)
+            if isinstance(command, c.SendMessage) and command.client_msg_id
+            else None
+        )
+        try:
+            outcome = self.core.submit(command)
+        except ChatError:
+            return
+        if key is None:
+            return
+        if key in self.sent:
+            # A retry: the first result comes back and nothing is appended again.
+            assert outcome.duplicate == self.sent[key]
+            assert outcome.events == ()
+        else:
+            assert outcome.duplicate is None
+            (sent,) = outcome.events
+            assert isinstance(sent.event, e.MessageSent)
+            self.sent[key] = c.MessageRef(
+                message_id=sent.event.message_id,
+                room_id=sent.event.room_id,
+                seq=sent.seq,
+                timestamp=sent.at,
+            )
+            assert isinstance(command, c.SendMessage)
+            self.last_client_send = command
+
+    @rule(command=COMMANDS, seconds=st.integers(0, 8))
+    def run_a_command(self, command: c.Command, seconds: int) -> None:
+        self.clock += timedelta(seconds=seconds)
+        self._submit(msgspec.structs.replace(command, at=self.clock))
+
+    @rule(
+        who=st.sampled_from(("bob", "carol", "Alice", "mod2")),
+        duration=st.sampled_from((None, 3, 20)),
+    )
+    def ban_someone(self, who: str, duration: int | None) -> None:
+        self._submit(c.BanUser(actor="admin", at=self.clock, target=who, duration_seconds=duration))
+
+    @rule(actor=st.sampled_from(("bob", "carol", "Alice")), room=st.sampled_from(("general", "x")))
+    def join_and_talk(self, actor: str, room: str) -> None:
+        self._submit(c.JoinRoom(actor=actor, at=self.clock, room_name=room, limits=LIMITS))
+        text = f"hello from {actor}"
+        self._submit(c.SendMessage(actor=actor, at=self.clock, room_id=room, text=text))
+
+    @precondition(lambda self: self.last_client_send is not None)
+    @rule()
+    def retry_the_last_client_message(self) -> None:
+        assert self.core is not None and self.last_client_send is not None
+        command = msgspec.structs.replace(self.last_client_send, at=self.clock)
+        key = (command.actor, command.client_msg_id or "")
+        head = self.core.head()
+        try:
+            outcome = self.core.submit(command)
+        except (Banned, Unauthenticated):
+            assert self.core.head() == head
+            return
+        assert outcome.duplicate == self.sent[key]
+        assert outcome.events == ()
+        assert self.core.head() == head
+
+    @rule()
+    def restart(self) -> None:
+        assert self.core is not None
+        before = self.core.processor.state
+        self.core.restart()
+        assert self.core.processor.state == before
+
+    @invariant()
+    def replay_equals_the_live_state(self) -> None:
+        if self.core is not None:
+            assert self.core.replayed() == self.core.processor.state
+
+    @invariant()
+    def no_actively_banned_user_is_in_a_room(self) -> None:
+        if self.core is None:
+            return
+        state = self.core.processor.state
+        for room in state.rooms.values():
+            for username in room.members.values():
+                assert active_ban(state, username, self.clock) is None, (username, room.room_id)
+
+    @invariant()
+    def rooms_stay_within_their_limit_and_agree_with_memberships(self) -> None:
+        if self.core is None:
+            return
+        state = self.core.processor.state
+        for room in state.rooms.values():
+            assert len(room.members) <= LIMITS.max_users_per_room
+            for key in room.members:
+                assert room.room_id in state.memberships[key]
+        for key, joined in state.memberships.items():
+            for room_id in joined:
+                assert key in state.rooms[room_id].members
+
+    @invariant()
+    def seqs_have_no_gaps_and_message_ids_increase(self) -> None:
+        if self.core is None:
+            return
+        rows = self.core.rows()
+        assert [row[0] for row in rows] == list(range(1, len(rows) + 1))
+        assert self.core.processor.state.seq == len(rows)
+        ids = [
+            msgspec.json.decode(row[3])["message_id"] for row in rows if row[1] == "message_sent"
+        ]
+        assert ids == sorted(set(ids))
+
+    def teardown(self) -> None:
+        try:
+            if self.core is not None:
+                self.core.close()
+        finally:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+JournalMachine.TestCase.settings = settings(
+    max_examples=30,
+    stateful_step_count=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+test_journal_machine = JournalMachine.TestCase
