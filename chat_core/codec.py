@@ -7,7 +7,7 @@ the current version is one msgspec call; an older row is first lifted by upcaste
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -28,6 +28,17 @@ UPCASTERS: dict[tuple[str, int], Upcaster] = {}
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(e.Event)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+# event class -> its tag
+TAGS: Final[dict[type[e._Event], str]] = {
+    cls: cls.__struct_config__.tag  # type: ignore[misc]
+    for cls in e.EVENT_TYPES
+}
+# tag -> its event class: a decoded payload must be of the class its row's tag names.
+_CLASSES: Final[dict[str, type[e._Event]]] = {
+    cls.__struct_config__.tag: cls  # type: ignore[misc]
+    for cls in e.EVENT_TYPES
+}
 
 
 def encode_event(event: e.Event) -> bytes:
@@ -37,13 +48,15 @@ def encode_event(event: e.Event) -> bytes:
 
 def to_micros(at: datetime) -> int:
     """A UTC datetime as integer microseconds since the epoch (the journal's time column)."""
-    delta = at - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    # timedelta // timedelta is integer arithmetic in C: exact, and one call.
+    return (at - _EPOCH) // _MICROSECOND
 
 
 def from_micros(micros: int) -> datetime:
-    # Integer arithmetic: exact to the microsecond, unlike a float timestamp.
-    return _EPOCH + timedelta(microseconds=micros)
+    """The inverse of `to_micros`, exact to the microsecond (integer arithmetic, no float)."""
+    # Positional timedelta(days, seconds, microseconds) with both parts already normalised:
+    # about twice as fast as timedelta(microseconds=...), which goes through a float path.
+    return _EPOCH + timedelta(0, micros // 1_000_000, micros % 1_000_000)
 
 
 def upcast(tag: str, version: int, payload: dict[str, Any]) -> dict[str, Any]:
@@ -78,6 +91,38 @@ def decode_event(seq: int, tag: str, version: int, payload: bytes | str) -> e.Ev
     if e.tag_of(event) != tag:
         raise CorruptJournal(seq, f"payload type {e.tag_of(event)!r} under tag {tag!r}")
     return event
+
+
+def decode_rows(rows: Iterable[tuple[Any, ...]]) -> list[e.Recorded]:
+    """A page of journal rows as `Recorded` events (`decode_row` of each, locals bound once)."""
+    out: list[e.Recorded] = []
+    append = out.append
+    decode = _decoder.decode
+    recorded = e.Recorded
+    versions = VERSIONS
+    classes = _CLASSES
+    epoch = _EPOCH
+    for seq, tag, version, payload, actor, command_id, at in rows:
+        cls = classes.get(tag)
+        if cls is None or version != versions[tag]:
+            append(decode_row(seq, tag, version, payload, actor, command_id, at))
+            continue
+        try:
+            event: e.Event = decode(payload)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise CorruptJournal(seq, str(exc)) from exc
+        if event.__class__ is not cls:
+            raise CorruptJournal(seq, f"payload type {e.tag_of(event)!r} under tag {tag!r}")
+        append(
+            recorded(
+                seq=seq,
+                at=epoch + timedelta(0, at // 1_000_000, at % 1_000_000),
+                actor=actor,
+                event=event,
+                command_id=command_id,
+            )
+        )
+    return out
 
 
 def decode_row(

@@ -13,7 +13,7 @@ import msgspec
 from chat_core.rules import DEFAULT_LIMITS, Limits, Role
 
 
-class MessageRef(msgspec.Struct, frozen=True, kw_only=True):
+class MessageRef(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """The first result of a message, returned again when its `client_msg_id` is re-sent."""
 
     message_id: int
@@ -22,7 +22,7 @@ class MessageRef(msgspec.Struct, frozen=True, kw_only=True):
     timestamp: datetime
 
 
-class _Command(msgspec.Struct, frozen=True, kw_only=True):
+class _Command(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     actor: str
     at: datetime
     limits: Limits = DEFAULT_LIMITS

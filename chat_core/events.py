@@ -14,7 +14,7 @@ import msgspec
 from chat_core.rules import LeaveReason, Level, Role
 
 
-class _Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+class _Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", gc=False):
     """Base of every event."""
 
 
@@ -145,7 +145,7 @@ def stream_of(event: Event) -> str:
     return room_id if isinstance(room_id, str) else "system"
 
 
-class Recorded(msgspec.Struct, frozen=True, kw_only=True):
+class Recorded(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """An event with its journal position, time and actor: what evolve folds and hubs fan out."""
 
     seq: int

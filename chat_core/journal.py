@@ -1,24 +1,30 @@
 """The SQLite event journal: append batches, read pages, answer the server's queries.
 
-SQLAlchemy Core on an async aiosqlite engine. One writer connection (transactions begin
-IMMEDIATE, so the write lock is taken before the head is checked) and a small pool of readers
-(WAL: readers never block the writer). The hot paths, append and the replay scan, go through
-one prepared statement each: a whole batch is one `executemany` in one transaction.
+SQLAlchemy Core on an async aiosqlite engine. One writer connection, checked out on the first
+append and held until close (transactions begin IMMEDIATE, so the write lock is taken before
+the first row is written), and a small pool of readers (WAL: readers never block the writer).
+The hot paths go through the driver (aiosqlite) connection with one prepared statement each,
+to keep round trips to the driver's thread few: an append is one `executemany` and a COMMIT,
+a replay page one query (the next page is read while the caller folds this one), the
+idempotency look-up of a batch one query on a held reader connection.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
+import json
 import os
+import sqlite3
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Sequence
 from contextlib import aclosing
 from typing import Any, Literal
 
-from sqlalchemy import and_, func, or_, select
 from sqlalchemy import event as sa_event
-from sqlalchemy.exc import DBAPIError, IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy import func, select
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
 from chat_core import codec
@@ -40,9 +46,25 @@ _COLUMNS = (
     events.c.command_id,
     events.c.recorded_at,
 )
+_HEAD_SQL = "SELECT coalesce(max(seq), 0) FROM events"
+# Idempotent retries: the keys arrive as one JSON array of [actor, command_id] pairs, so the
+# statement is the same whatever the batch (prepared once, cached by the driver). The
+# `command_id IS NOT NULL` lets the planner use the partial unique index on
+# (actor, command_id): one index probe per key (EXPLAIN QUERY PLAN: "SEARCH events USING
+# INDEX ux_events_actor_command_id (actor=? AND command_id=?)"), never a table scan.
+_FIND_SQL = (
+    "SELECT seq, tag, version, payload, actor, command_id, recorded_at FROM events"
+    " WHERE (actor, command_id) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?))"
+    " AND command_id IS NOT NULL"
+)
 _READ_SQL = (
     "SELECT seq, tag, version, payload, actor, command_id, recorded_at FROM events"
     " WHERE seq > ? AND seq <= ? ORDER BY seq"
+)
+_REPLAY_SQL = (
+    "SELECT seq, nullif(tag, 'message_sent'), version, payload, recorded_at,"
+    " iif(tag = 'message_sent', NULL, actor), iif(tag = 'message_sent', NULL, command_id)"
+    " FROM events WHERE seq > ? AND seq <= ? ORDER BY seq"
 )
 
 
@@ -83,16 +105,24 @@ def _engine(url: str, synchronous: Synchronous, *, writer: bool, readonly: bool)
 
 def _row(record: e.Recorded) -> tuple[Any, ...]:
     event = record.event
+    tag = _TAGS[event.__class__]
+    room_id = getattr(event, "room_id", None)
     return (
         record.seq,
-        e.stream_of(event),
-        e.tag_of(event),
-        codec.VERSIONS[e.tag_of(event)],
-        codec.encode_event(event).decode(),
+        room_id if isinstance(room_id, str) else "system",  # e.stream_of, inlined
+        tag,
+        _VERSIONS[tag],
+        _encode(event).decode(),
         record.actor,
         record.command_id,
-        codec.to_micros(record.at),
+        _to_micros(record.at),
     )
+
+
+_TAGS = codec.TAGS
+_VERSIONS = codec.VERSIONS
+_encode = codec.encode_event
+_to_micros = codec.to_micros
 
 
 class Journal:
@@ -105,6 +135,17 @@ class Journal:
         self._writer = writer
         self._reader = reader
         self._lock_fd = lock_fd
+        # The writer connection, held from the first append until close, and the head as this
+        # journal last committed it (None: unknown, read under the write lock).
+        self._writer_conn: AsyncConnection | None = None
+        self._writer_driver_conn: Any = None
+        self._head: int | None = None
+        self._write_lock = asyncio.Lock()
+        # A reader connection held for the processor's idempotency look-ups (one per batch):
+        # no pool checkout and reset per batch. Autocommit: each query sees the last commit.
+        self._lookup_conn: AsyncConnection | None = None
+        self._lookup_driver: Any = None
+        self._lookup_lock = asyncio.Lock()
 
     @classmethod
     async def open(
@@ -146,6 +187,15 @@ class Journal:
         return journal
 
     async def close(self) -> None:
+        if self._writer_conn is not None:
+            self._writer_driver_conn.isolation_level = None
+            await self._writer_conn.close()
+            self._writer_conn = None
+            self._writer_driver_conn = None
+        if self._lookup_conn is not None:
+            await self._lookup_conn.close()
+            self._lookup_conn = None
+            self._lookup_driver = None
         if self._writer is not None:
             await self._writer.dispose()
         await self._reader.dispose()
@@ -197,19 +247,60 @@ class Journal:
         if records[0].seq != expected_head + 1:
             raise JournalConflict(f"batch starts at {records[0].seq}, head is {expected_head}")
         rows = [_row(record) for record in records]
+        async with self._write_lock:
+            if self._head is not None and self._head != expected_head:
+                raise JournalConflict(
+                    f"the journal head is {self._head}, the batch expected {expected_head}"
+                )
+            driver = await self._writer_driver()
+            try:
+                await self._write(driver, expected_head, rows)
+            except sqlite3.IntegrityError as exc:
+                raise JournalConflict(f"append conflicts with existing rows: {exc}") from exc
+            except sqlite3.Error as exc:
+                raise JournalError(f"journal append failed: {exc}") from exc
+            self._head = records[-1].seq
+
+    async def _write(self, driver: Any, expected_head: int, rows: list[tuple[Any, ...]]) -> None:
+        """One transaction on the held writer connection (its driver level: aiosqlite).
+
+        Two round trips to the driver's thread when the head is known: the executemany
+        (sqlite3 begins the transaction IMMEDIATE, taking the write lock, before its first
+        INSERT) and the COMMIT. The head is then the last seq this journal committed: another
+        writer (this code, elsewhere) can only have written the dense seqs after it, so the
+        batch's first row would collide with its rows on the primary key (a conflict).
+        """
         try:
-            async with self._writer.begin() as conn:
-                result = await conn.exec_driver_sql("SELECT coalesce(max(seq), 0) FROM events")
-                head = int(result.scalar_one())
-                if head != expected_head:
+            if self._head is None:
+                # First append, or after a failure: read the head under the write lock.
+                await driver.execute("BEGIN IMMEDIATE")
+                head_rows = await driver.execute_fetchall(_HEAD_SQL)
+                self._head = int(next(iter(head_rows))[0])
+                if self._head != expected_head:
                     raise JournalConflict(
-                        f"another writer moved the journal head to {head}, expected {expected_head}"
+                        f"another writer moved the journal head to {self._head},"
+                        f" expected {expected_head}"
                     )
-                await conn.exec_driver_sql(INSERT_SQL, rows)
-        except IntegrityError as exc:
-            raise JournalConflict(f"append conflicts with existing rows: {_cause(exc)}") from exc
-        except DBAPIError as exc:
-            raise JournalError(f"journal append failed: {_cause(exc)}") from exc
+            await driver.executemany(INSERT_SQL, rows)
+            await driver.commit()
+        except BaseException:
+            self._head = None
+            with contextlib.suppress(Exception):
+                await driver.rollback()
+            raise
+
+    async def _writer_driver(self) -> Any:
+        """The writer's driver (aiosqlite) connection, checked out once and held until close."""
+        if self._writer_driver_conn is None:
+            assert self._writer is not None
+            conn, driver = await _hold(self._writer)
+            # sqlite3's own transaction handling, for this connection only: a BEGIN IMMEDIATE
+            # before the first INSERT of a batch, so the executemany starts the transaction
+            # without a round trip of its own.
+            driver.isolation_level = "IMMEDIATE"
+            self._writer_conn = conn
+            self._writer_driver_conn = driver
+        return self._writer_driver_conn
 
     async def read(
         self, after: int = 0, until: int | None = None, page_size: int = 10_000
@@ -219,29 +310,61 @@ class Journal:
         # return the reader connection held by the inner generator.
         async with aclosing(self.read_rows(after, until, page_size)) as pages:
             async for rows in pages:
-                yield [codec.decode_row(*row) for row in rows]
+                yield codec.decode_rows(rows)
 
     async def read_rows(
         self, after: int = 0, until: int | None = None, page_size: int = 10_000
     ) -> AsyncGenerator[list[tuple[Any, ...]], None]:
         """Raw rows (seq, tag, version, payload, actor, command_id, recorded_at), paged."""
+        async with aclosing(self._pages(_READ_SQL, after, until, page_size)) as pages:
+            async for rows in pages:
+                yield rows
+
+    async def replay_rows(
+        self, after: int = 0, until: int | None = None, page_size: int = 10_000
+    ) -> AsyncGenerator[list[tuple[Any, ...]], None]:
+        """The rows replay folds, paged: (seq, tag, version, payload, recorded_at, actor,
+        command_id), where a message_sent row has tag, actor and command_id None.
+
+        Folding a message needs neither actor nor command id, and a None costs nothing to
+        build where a new str per row and column is a third of the read.
+        """
+        async with aclosing(self._pages(_REPLAY_SQL, after, until, page_size)) as pages:
+            async for rows in pages:
+                yield rows
+
+    async def _pages(
+        self, sql: str, after: int, until: int | None, page_size: int
+    ) -> AsyncGenerator[list[tuple[Any, ...]], None]:
         upper = until if until is not None else 2**62
+        sql += f" LIMIT {int(page_size)}"
         async with self._reader.connect() as conn:
             raw = await conn.get_raw_connection()
             driver = raw.driver_connection
             assert driver is not None
-            while True:
+
+            async def page(start: int) -> list[tuple[Any, ...]]:
                 # Keyset pages over the primary key: each page is one indexed range scan,
-                # read through the driver directly (no per-row ORM or Core processing).
-                cursor = await driver.execute(
-                    _READ_SQL + f" LIMIT {int(page_size)}", (after, upper)
-                )
-                rows = list(await cursor.fetchall())
-                await cursor.close()
-                if not rows:
-                    return
-                yield rows
-                after = rows[-1][0]
+                # read through the driver directly (no per-row ORM or Core processing), in
+                # one round trip to the driver's thread.
+                return list(await driver.execute_fetchall(sql, (start, upper)))
+
+            rows = await page(after)
+            following: asyncio.Future[list[tuple[Any, ...]]] | None = None
+            try:
+                while rows:
+                    # Read the next page in the driver's thread while the caller folds this
+                    # one (sqlite3 releases the GIL while it steps).
+                    following = asyncio.ensure_future(page(rows[-1][0]))
+                    yield rows
+                    rows = await following
+                    following = None
+            finally:
+                if following is not None:
+                    # A caller that stopped early: let the read finish before the connection
+                    # goes back to the pool.
+                    with contextlib.suppress(Exception):
+                        await following
 
     async def history(
         self, room_id: str, before_seq: int | None, limit: int, after_seq: int = 0
@@ -274,28 +397,20 @@ class Journal:
         wanted = list(set(keys))
         if not wanted:
             return {}
+        async with self._lookup_lock:
+            if self._lookup_conn is None:
+                self._lookup_conn, self._lookup_driver = await _hold(self._reader)
+            rows = await self._lookup_driver.execute_fetchall(_FIND_SQL, (json.dumps(wanted),))
         found: dict[tuple[str, str], MessageRef] = {}
-        async with self._reader.connect() as conn:
-            for start in range(0, len(wanted), 400):
-                chunk = wanted[start : start + 400]
-                query = select(*_COLUMNS).where(
-                    or_(
-                        *(
-                            and_(events.c.actor == actor, events.c.command_id == command_id)
-                            for actor, command_id in chunk
-                        )
-                    )
+        for seq, tag, version, payload, actor, command_id, at in rows:
+            message = codec.decode_event(seq, tag, version, payload)
+            if isinstance(message, e.MessageSent):
+                found[(actor, command_id)] = MessageRef(
+                    message_id=message.message_id,
+                    room_id=message.room_id,
+                    seq=seq,
+                    timestamp=codec.from_micros(at),
                 )
-                for row in (await conn.execute(query)).all():
-                    recorded = codec.decode_row(*row)
-                    message = recorded.event
-                    if isinstance(message, e.MessageSent) and recorded.command_id is not None:
-                        found[(recorded.actor, recorded.command_id)] = MessageRef(
-                            message_id=message.message_id,
-                            room_id=message.room_id,
-                            seq=recorded.seq,
-                            timestamp=recorded.at,
-                        )
         return found
 
 
@@ -311,6 +426,19 @@ def _message(recorded: e.Recorded) -> Message:
         timestamp=recorded.at,
         client_msg_id=event.client_msg_id,
     )
+
+
+async def _hold(engine: AsyncEngine) -> tuple[AsyncConnection, Any]:
+    """A connection checked out of `engine` for long, and its driver (aiosqlite) connection."""
+    conn = await engine.connect()
+    try:
+        raw = await conn.get_raw_connection()
+    except BaseException:
+        await conn.close()
+        raise
+    driver = raw.driver_connection
+    assert driver is not None
+    return conn, driver
 
 
 def _cause(exc: DBAPIError) -> str:

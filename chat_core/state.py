@@ -17,7 +17,7 @@ from immutables import Map
 from chat_core.rules import Role, user_key
 
 
-class Message(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+class Message(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):
     """A chat message as clients see it (PROTOCOL.md section 5)."""
 
     seq: int
@@ -29,7 +29,7 @@ class Message(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     client_msg_id: str | None = None
 
 
-class Account(msgspec.Struct, frozen=True, kw_only=True):
+class Account(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     username: str  # the spelling chosen at registration
     password_hash: str
     role: Role
@@ -37,14 +37,14 @@ class Account(msgspec.Struct, frozen=True, kw_only=True):
     display_name: str | None = None
 
 
-class Ban(msgspec.Struct, frozen=True, kw_only=True):
+class Ban(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     until: datetime | None  # None: for ever
     reason: str | None
     by: str
     at: datetime
 
 
-class Room(msgspec.Struct, frozen=True, kw_only=True):
+class Room(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     room_id: str
     room_name: str  # the creator's spelling
     created_by: str
@@ -56,7 +56,7 @@ class Room(msgspec.Struct, frozen=True, kw_only=True):
     created_seq: int = 0
 
 
-class ChatState(msgspec.Struct, frozen=True, kw_only=True):
+class ChatState(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     seq: int = 0  # position of the last event folded in
     last_message_id: int = 0  # message ids are never reused: this survives restarts
     history_window: int = 50

@@ -166,3 +166,25 @@ async def test_the_journal_runs_in_wal_mode_with_the_chosen_synchronous_level(jo
             assert (await conn.exec_driver_sql("PRAGMA synchronous")).scalar() == 2
     finally:
         await full.close()
+
+
+async def test_a_row_written_by_another_writer_makes_the_next_append_conflict(journal, journal_url):
+    # The journal knows its head from its own last commit; another writer's rows (dense
+    # seqs after that head) collide with the next batch on the primary key.
+    await journal.append(0, [_other(1)])
+    path = sqlite_file(journal_url)
+    assert path is not None
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "INSERT INTO events (seq, stream, tag, version, payload, actor, command_id,"
+            " recorded_at) VALUES (2, 'general', 'user_joined', 1,"
+            ' \'{"type":"user_joined","room_id":"general","username":"eve"}\', \'eve\', NULL, 0)'
+        )
+    conn.close()
+    with pytest.raises(JournalConflict):
+        await journal.append(1, [_other(2)])
+    # After a conflict the head is read again: the writer catches up and appends.
+    with pytest.raises(JournalConflict):
+        await journal.append(1, [_other(2)])
+    await journal.append(2, [_other(3)])
+    assert [r.seq for r in await _all(journal)] == [1, 2, 3]
