@@ -1,0 +1,1 @@
+"""The chat server: Litestar HTTP routes, the WebSocket endpoint, the hub, `chat-web`."""

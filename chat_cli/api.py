@@ -1,0 +1,106 @@
+"""The server's HTTP API (PROTOCOL.md section 1): register and log in.
+
+Every failure becomes an `ApiError` with one sentence for the user and the server's
+`reason` tag, so the commands print one line and pick an exit code without parsing text.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import httpx
+import msgspec
+
+_T = TypeVar("_T")
+
+TIMEOUT = httpx.Timeout(15.0, connect=5.0)
+
+
+class ApiError(Exception):
+    """The server refused a request, or could not be reached (`reason` "unreachable")."""
+
+    def __init__(self, message: str, reason: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.reason = reason
+        self.status = status
+
+
+class LoginResult(msgspec.Struct, frozen=True, kw_only=True):
+    token: str
+    token_type: str = "Bearer"
+    expires_at: int
+    username: str
+    role: str = "user"
+
+
+class Registered(msgspec.Struct, frozen=True, kw_only=True):
+    username: str
+    role: str = "user"
+
+
+# Sentences for the refusals a user meets most; other reasons show the server's own words.
+_FRIENDLY = {
+    "invalid_credentials": "wrong username or password",
+    "username_taken": "that username is taken (names are unique in any letter case)",
+    "banned": "you are banned from this server",
+}
+
+
+def _post(server: str, path: str, body: dict[str, Any]) -> httpx.Response:
+    try:
+        with httpx.Client(base_url=server, timeout=TIMEOUT) as client:
+            return client.post(path, json=body)
+    except httpx.TimeoutException as exc:
+        raise ApiError(f"the server at {server} did not answer in time", "unreachable") from exc
+    except httpx.HTTPError as exc:
+        raise ApiError(f"cannot reach the server at {server} ({exc})", "unreachable") from exc
+
+
+def _refusal(response: httpx.Response) -> ApiError:
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    if not isinstance(body, dict):
+        body = {}
+    reason = str(body.get("reason") or f"http_{response.status_code}")
+    message = _FRIENDLY.get(reason) or str(
+        body.get("error") or f"the server answered HTTP {response.status_code}"
+    )
+    if response.status_code == 429:
+        retry = response.headers.get("Retry-After")
+        message = "too many attempts" + (f"; try again in {retry} s" if retry else "; wait a bit")
+    return ApiError(message, reason, response.status_code)
+
+
+def _decode(response: httpx.Response, kind: type[_T]) -> _T:
+    try:
+        return msgspec.json.decode(response.content, type=kind)
+    except msgspec.DecodeError as exc:
+        raise ApiError(
+            f"unexpected answer from the server (HTTP {response.status_code}): {exc}",
+            "bad_response",
+            response.status_code,
+        ) from exc
+
+
+def register(
+    server: str, username: str, password: str, display_name: str | None = None
+) -> Registered:
+    """Create an account (201), or raise ApiError."""
+    body: dict[str, Any] = {"username": username, "password": password}
+    if display_name:
+        body["display_name"] = display_name
+    response = _post(server, "/auth/register", body)
+    if response.status_code != 201:
+        raise _refusal(response)
+    return _decode(response, Registered)
+
+
+def login(server: str, username: str, password: str) -> LoginResult:
+    """A session token (200), or raise ApiError."""
+    response = _post(server, "/auth/login", {"username": username, "password": password})
+    if response.status_code != 200:
+        raise _refusal(response)
+    return _decode(response, LoginResult)

@@ -1,0 +1,38 @@
+"""`chat-cli send`: one message from a script, acknowledged before the command exits."""
+
+from __future__ import annotations
+
+import uuid
+
+from chat_cli.auth import login_hint
+from chat_cli.session import ConnectionLost, RpcError, Session, SessionEnded
+from chat_core.rules import room_key
+
+EXIT_FOR_END = {"kicked": 3, "banned": 4}
+
+
+async def send(server: str, token: str, room: str, text: str) -> tuple[int, str]:
+    """Join `room` if needed, send `text`, wait for the ack: (exit code, line to print)."""
+    # No reconnect: a script wants a prompt answer, and the client_msg_id makes its own
+    # retry (running the command again) safe only within one process anyway.
+    session = Session(server, token, reconnect=False)
+    try:
+        info = await session.start()
+        room_id = room_key(room)
+        if room_id not in info.get("rooms", []):
+            await session.call("join_room", {"room_name": room})
+        result = await session.call(
+            "send_message",
+            {"room_id": room_id, "text": text, "client_msg_id": uuid.uuid4().hex},
+        )
+    except SessionEnded as ended:
+        if ended.kind == "unauthenticated":
+            return 1, f"{ended.message}; run `{login_hint(server)}`"
+        return EXIT_FOR_END.get(ended.kind, 1), ended.message
+    except RpcError as exc:
+        return 1, f"refused: {exc.message} ({exc.reason or exc.code})"
+    except ConnectionLost as exc:
+        return 1, str(exc)
+    finally:
+        await session.close()
+    return 0, f"sent to {result.get('room_id', room_id)} (seq {result.get('seq')})"

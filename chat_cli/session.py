@@ -1,0 +1,405 @@
+"""The WebSocket protocol client: JSON-RPC calls, notifications, reconnect and resume.
+
+One `Session` is one logical chat session that may span several sockets. A runner task keeps
+a socket open; when it drops for a reason worth retrying (server restart, network, slow
+reader 4008) it reconnects with exponential backoff and jitter and resumes with
+`since=<last seq seen>` (PROTOCOL.md section 5). Durable notifications are deduplicated by
+seq, so nothing is shown twice; the server's resume guarantees nothing is lost. Requests
+that are safe to repeat (reads, joins, messages with a `client_msg_id`) are re-sent after a
+reconnect; others fail with `ConnectionLost` because they may or may not have happened.
+
+The consumer reads `SessionEvent`s from `events` (a bounded queue: when the UI falls behind,
+the socket reader waits, and the server's own send queue limit decides, as for any slow
+client).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import random
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import msgspec
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+
+CLOSE_KICKED = 4001
+CLOSE_SLOW = 4008
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_BANNED = 4403
+EndKind = Literal["kicked", "banned", "unauthenticated", "protocol", "closed", "unreachable"]
+# Closes after which a new connection would be refused or pointless: the session is over.
+_FINAL: dict[int, EndKind] = {
+    CLOSE_KICKED: "kicked",
+    CLOSE_BANNED: "banned",
+    CLOSE_UNAUTHENTICATED: "unauthenticated",
+    1003: "protocol",
+    1009: "protocol",
+}
+# Methods that are harmless to send twice (reads, idempotent joins). `send_message` joins
+# them when it carries a client_msg_id: the server then returns the first result again.
+_RETRYABLE = {"join_room", "list_rooms", "list_members", "get_history", "whoami", "ping"}
+
+
+class RpcError(Exception):
+    """A JSON-RPC error response (PROTOCOL.md section 3)."""
+
+    def __init__(self, code: int, message: str, data: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.data = data or {}
+        self.reason = str(self.data.get("reason", ""))
+
+
+class ConnectionLost(Exception):
+    """The socket dropped while a request that must not be repeated was in flight."""
+
+
+class SessionEnded(Exception):
+    """The session is over for good (`kind` says why); raised by calls made after it ended."""
+
+    def __init__(self, kind: EndKind, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A server notification (durable ones already deduplicated)."""
+
+    method: str
+    params: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Status:
+    """The connection changed: connected (first time), reconnecting (with the delay), resumed."""
+
+    state: Literal["connected", "reconnecting", "resumed"]
+    detail: str = ""
+    info: dict[str, Any] = field(default_factory=dict)  # connection_established params
+
+
+@dataclass(frozen=True)
+class Ended:
+    """The last event of a session."""
+
+    error: SessionEnded
+
+
+SessionEvent = Notice | Status | Ended
+
+
+def ws_url(server: str, since: int | None) -> str:
+    """The WebSocket endpoint of a server base URL (http -> ws, https -> wss)."""
+    base = server.rstrip("/")
+    if base.startswith("https://"):
+        base = "wss://" + base.removeprefix("https://")
+    elif base.startswith("http://"):
+        base = "ws://" + base.removeprefix("http://")
+    return f"{base}/ws" + (f"?since={since}" if since is not None else "")
+
+
+def backoff_delay(attempt: int, base: float = 0.5, cap: float = 30.0) -> float:
+    """Exponential backoff with "equal jitter": half fixed, half random, so a crowd of
+    clients that lost one server spreads out instead of reconnecting in lock-step."""
+    ceiling = min(cap, base * 2.0**attempt)
+    return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+@dataclass
+class _Pending:
+    payload: bytes
+    future: asyncio.Future[dict[str, Any]]
+    retryable: bool
+    generation: int = 0  # the connection it was last sent on (0: not sent yet)
+
+
+class Session:
+    """A chat session over one or more WebSocket connections. Use `start()`, then `call()`."""
+
+    def __init__(
+        self,
+        server: str,
+        token: str,
+        *,
+        reconnect: bool = True,
+        open_timeout: float = 10.0,
+        queue_size: int = 10_000,
+    ) -> None:
+        self.server = server
+        self._token = token
+        self._reconnect = reconnect
+        self._open_timeout = open_timeout
+        self.events: asyncio.Queue[SessionEvent] = asyncio.Queue(maxsize=queue_size)
+        self.last_seq: int | None = None  # the last durable seq seen: where a resume starts
+        self.info: dict[str, Any] = {}  # the latest connection_established params
+        self._ws: ClientConnection | None = None
+        self._connected = asyncio.Event()
+        self._ids = itertools.count(1)
+        self._generation = 0  # counts connections, so a request is sent once on each
+        self._pending: dict[int, _Pending] = {}
+        self._runner: asyncio.Task[None] | None = None
+        self._ended: SessionEnded | None = None
+        self._closing = False
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> dict[str, Any]:
+        """Open the first connection; its `connection_established` params.
+
+        Raises SessionEnded when the server cannot be reached or refuses the token: a first
+        connection is not retried, so a typo in the URL fails fast.
+        """
+        try:
+            ws, info = await self._open(since=None)
+        except _Retry as exc:
+            raise SessionEnded("unreachable", str(exc)) from exc
+        self._attach(ws, info)
+        await self._emit(Status("connected", info=info))
+        self._runner = asyncio.create_task(self._run(ws), name="chat-session")
+        return info
+
+    async def close(self) -> None:
+        """Close the socket normally (1000) and stop; pending calls fail with SessionEnded."""
+        self._closing = True
+        ws = self._ws
+        if ws is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(ws.close(), 2.0)
+        if self._runner is not None:
+            self._runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._runner
+        self._finish(SessionEnded("closed", "session closed"), emit=False)
+
+    @property
+    def ended(self) -> SessionEnded | None:
+        return self._ended
+
+    # -- calls -----------------------------------------------------------------------------
+
+    async def call(
+        self, method: str, params: dict[str, Any] | None = None, within: float = 15.0
+    ) -> dict[str, Any]:
+        """Send a request and wait for its result; RpcError for an error response."""
+        if self._ended is not None:
+            raise self._ended
+        request_id = next(self._ids)
+        message: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id, "method": method}
+        if params:
+            message["params"] = params
+        retryable = method in _RETRYABLE or (
+            method == "send_message" and bool((params or {}).get("client_msg_id"))
+        )
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        pending = _Pending(msgspec.json.encode(message), future, retryable)
+        self._pending[request_id] = pending
+        try:
+            async with asyncio.timeout(within):
+                await self._connected.wait()
+                await self._send(pending)
+                return await future
+        except TimeoutError:
+            raise ConnectionLost(f"no answer to {method} within {within:g} s") from None
+        finally:
+            self._pending.pop(request_id, None)
+
+    async def notify(self, method: str, params: dict[str, Any] | None = None) -> None:
+        """Send a JSON-RPC notification (no answer); dropped while disconnected."""
+        ws = self._ws
+        if ws is None or not self._connected.is_set():
+            return
+        message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
+        if params:
+            message["params"] = params
+        with contextlib.suppress(ConnectionClosed):
+            await ws.send(msgspec.json.encode(message).decode())
+
+    async def _send(self, pending: _Pending) -> None:
+        ws = self._ws
+        if ws is None or pending.generation == self._generation:
+            return  # not connected (re-sent after the reconnect), or already sent on this one
+        pending.generation = self._generation
+        with contextlib.suppress(ConnectionClosed):
+            # Text frames: the protocol closes binary frames with 1003.
+            await ws.send(pending.payload.decode())
+
+    # -- connection ------------------------------------------------------------------------
+
+    async def _open(self, since: int | None) -> tuple[ClientConnection, dict[str, Any]]:
+        """Connect and read `connection_established`; SessionEnded if refused for good."""
+        url = ws_url(self.server, since)
+        try:
+            ws = await connect(
+                url,
+                additional_headers={"Authorization": f"Bearer {self._token}"},
+                open_timeout=self._open_timeout,
+                max_size=2**22,
+            )
+        except InvalidStatus as exc:
+            status = exc.response.status_code
+            if status == 401:
+                raise SessionEnded(
+                    "unauthenticated", "the server refused the token (expired or revoked)"
+                ) from exc
+            if status == 403:
+                raise SessionEnded("banned", "you are banned from this server") from exc
+            raise _Retry(f"handshake refused with HTTP {status}") from exc
+        except InvalidURI as exc:
+            raise SessionEnded("unreachable", f"invalid server URL {self.server!r}") from exc
+        except (OSError, TimeoutError, InvalidHandshake) as exc:
+            raise _Retry(f"cannot reach {self.server} ({exc or type(exc).__name__})") from exc
+        try:
+            async with asyncio.timeout(self._open_timeout):
+                first = await ws.recv()
+        except ConnectionClosed as exc:
+            raise _closed_error(exc) from exc
+        except TimeoutError as exc:
+            await ws.close()
+            raise _Retry("no connection_established from the server") from exc
+        message = _decode(first)
+        if not isinstance(message, dict) or message.get("method") != "connection_established":
+            await ws.close()
+            raise _Retry("the server's first frame was not connection_established")
+        params = message.get("params")
+        return ws, params if isinstance(params, dict) else {}
+
+    def _attach(self, ws: ClientConnection, info: dict[str, Any]) -> None:
+        self._ws = ws
+        self._generation += 1
+        self.info = info
+        seq = info.get("journal_seq")
+        if self.last_seq is None and isinstance(seq, int):
+            # A fresh session hears only what follows journal_seq: resume from there.
+            self.last_seq = seq
+        self._connected.set()
+
+    async def _run(self, ws: ClientConnection) -> None:
+        attempt = 0
+        while True:
+            error = await self._read(ws)
+            self._ws = None
+            self._connected.clear()
+            self._fail_unrepeatable()
+            if self._closing:
+                return
+            if error is not None or not self._reconnect:
+                self._finish(error or SessionEnded("closed", "the server closed the connection"))
+                return
+            while True:
+                delay = backoff_delay(attempt)
+                attempt += 1
+                await self._emit(Status("reconnecting", f"{delay:.1f}"))
+                await asyncio.sleep(delay)
+                try:
+                    ws, info = await self._open(since=self.last_seq)
+                except _Retry:
+                    continue
+                except SessionEnded as ended:
+                    self._finish(ended)
+                    return
+                break
+            attempt = 0
+            self._attach(ws, info)
+            await self._emit(Status("resumed", info=info))
+            for pending in list(self._pending.values()):
+                await self._send(pending)
+
+    async def _read(self, ws: ClientConnection) -> SessionEnded | None:
+        """Dispatch frames until the socket closes; a final error, or None to reconnect."""
+        try:
+            async for frame in ws:
+                message = _decode(frame)
+                for item in message if isinstance(message, list) else [message]:
+                    if isinstance(item, dict):
+                        await self._dispatch(item)
+        except ConnectionClosed as exc:
+            error = _closed_error(exc)
+            return error if isinstance(error, SessionEnded) else None
+        # A clean close by the server (1000/1001/1012) ends the iteration: resume it.
+        code = ws.close_code
+        if code in _FINAL:
+            return SessionEnded(_FINAL[code], ws.close_reason or "")
+        return None
+
+    async def _dispatch(self, message: dict[str, Any]) -> None:
+        if "id" in message and ("result" in message or "error" in message):
+            pending = self._pending.get(message["id"]) if isinstance(message["id"], int) else None
+            if pending is None or pending.future.done():
+                return
+            if "error" in message and isinstance(message["error"], dict):
+                error = message["error"]
+                data = error.get("data")
+                pending.future.set_exception(
+                    RpcError(
+                        int(error.get("code", -32603)),
+                        str(error.get("message", "error")),
+                        data if isinstance(data, dict) else None,
+                    )
+                )
+            else:
+                result = message.get("result")
+                pending.future.set_result(result if isinstance(result, dict) else {})
+            return
+        method = message.get("method")
+        params = message.get("params")
+        if not isinstance(method, str):
+            return
+        params = params if isinstance(params, dict) else {}
+        seq = params.get("seq")
+        if isinstance(seq, int):
+            # One order per connection, at most once: anything at or below the last seq seen
+            # is a replay of what was already shown (a resume overlapping the live stream).
+            if self.last_seq is not None and seq <= self.last_seq:
+                return
+            self.last_seq = seq
+        elif method == "resync_required" and isinstance(params.get("journal_seq"), int):
+            self.last_seq = params["journal_seq"]
+        await self._emit(Notice(method, params))
+
+    def _fail_unrepeatable(self) -> None:
+        for pending in self._pending.values():
+            if not pending.retryable and not pending.future.done():
+                pending.future.set_exception(
+                    ConnectionLost("connection lost; the command may or may not have been done")
+                )
+
+    def _finish(self, error: SessionEnded, *, emit: bool = True) -> None:
+        if self._ended is not None:
+            return
+        self._ended = error
+        self._connected.set()  # wake waiting calls, which then see the end
+        for pending in self._pending.values():
+            if not pending.future.done():
+                pending.future.set_exception(error)
+        if emit:
+            with contextlib.suppress(asyncio.QueueFull):
+                self.events.put_nowait(Ended(error))
+
+    async def _emit(self, event: SessionEvent) -> None:
+        await self.events.put(event)
+
+
+class _Retry(Exception):
+    """A failed connection attempt worth retrying."""
+
+
+def _closed_error(exc: ConnectionClosed) -> SessionEnded | _Retry:
+    close = exc.rcvd
+    if close is not None and close.code in _FINAL:
+        return SessionEnded(_FINAL[close.code], close.reason)
+    code = close.code if close is not None else 1006
+    return _Retry(f"connection closed ({code})")
+
+
+def _decode(frame: str | bytes) -> Any:
+    try:
+        return msgspec.json.decode(frame)
+    except msgspec.DecodeError:
+        return None

@@ -1,0 +1,28 @@
+"""The Litestar application: HTTP auth routes, `/ws`, CORS, OpenAPI at `/schema`."""
+
+from __future__ import annotations
+
+from litestar import Litestar
+from litestar.config.cors import CORSConfig
+from litestar.datastructures import State
+from litestar.openapi import OpenAPIConfig
+
+from chat_web.http_auth import chat_error_handler, health, login, register
+from chat_web.runtime import Runtime
+from chat_web.ws_endpoint import chat_socket
+
+
+def create_app(runtime: Runtime) -> Litestar:
+    """An app serving `runtime` (built and started by the caller; see `chat_web.server`)."""
+    cors = runtime.settings.server.cors
+    origins = ["*"] if cors.allow_any_origin else list(cors.allowed_origins)
+    return Litestar(
+        route_handlers=[register, login, health, chat_socket],
+        state=State({"runtime": runtime}),
+        cors_config=CORSConfig(allow_origins=origins),
+        exception_handlers={Exception: chat_error_handler},
+        openapi_config=OpenAPIConfig(title="chat-web", version="1"),
+        # Logging is ours (chat_web.logging_setup): Litestar must not reconfigure the root logger.
+        logging_config=None,
+        debug=False,
+    )

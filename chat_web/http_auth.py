@@ -1,0 +1,192 @@
+"""HTTP routes of PROTOCOL.md section 1: register, login, health; and their error mapping.
+
+Every error body is `{"error", "reason"}`. Chat errors map to a status in one handler
+(`chat_error_handler`); Litestar's own validation errors (bad JSON, wrong types) become
+`400 invalid_body`.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import msgspec
+from litestar import Request, Response, get, post
+from litestar.exceptions import HTTPException, ValidationException
+
+from chat_core.commands import RegisterAccount
+from chat_core.errors import (
+    Banned,
+    ChatError,
+    InternalError,
+    InvalidParams,
+    RateLimited,
+    Unauthenticated,
+    UsernameTaken,
+)
+from chat_core.passwords import validate_password
+from chat_core.rules import RESERVED_USERNAMES, is_valid_username, user_key
+from chat_core.state import active_ban
+from chat_core.tokens import issue_token
+from chat_web.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+_STATUS: Final[dict[type[ChatError], int]] = {
+    InvalidParams: 400,
+    Unauthenticated: 401,
+    Banned: 403,
+    UsernameTaken: 409,
+    RateLimited: 429,
+}
+
+
+class RegisterBody(msgspec.Struct, kw_only=True):
+    username: str
+    password: str
+    display_name: str | None = None
+
+
+class LoginBody(msgspec.Struct, kw_only=True):
+    username: str
+    password: str
+
+
+class Registered(msgspec.Struct, kw_only=True):
+    username: str
+    role: str
+
+
+class LoggedIn(msgspec.Struct, kw_only=True):
+    token: str
+    token_type: str
+    expires_at: int
+    username: str
+    role: str
+
+
+class Health(msgspec.Struct, kw_only=True):
+    status: str
+    journal_seq: int
+
+
+class ErrorBody(msgspec.Struct, kw_only=True):
+    error: str
+    reason: str
+
+
+def _runtime(request: Request[Any, Any, Any]) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def _address(request: Request[Any, Any, Any]) -> str:
+    return request.client.host if request.client is not None else "unknown"
+
+
+def _check_rate(retry_after: int) -> None:
+    if retry_after > 0:
+        raise RateLimited("too many attempts; try again later", retry_after=retry_after)
+
+
+@post("/auth/register", status_code=201, summary="Create an account")
+async def register(request: Request[Any, Any, Any], data: RegisterBody) -> Registered:
+    rt = _runtime(request)
+    address = _address(request)
+    if not is_valid_username(data.username) or user_key(data.username) in RESERVED_USERNAMES:
+        raise InvalidParams("usernames are 3 to 32 of A-Z a-z 0-9 _ . -", "invalid_username")
+    validate_password(data.password)
+    if rt.registrations is not None:
+        _check_rate(rt.registrations.retry_after(address))
+    # A cheap early answer for a taken name, before spending a bcrypt hash on it; the decider
+    # checks again, so a race between two registrations still ends in one 409.
+    if user_key(data.username) in rt.processor.state.accounts:
+        raise UsernameTaken(f"the username {data.username!r} is taken")
+    password_hash = await rt.hash_password(data.password)
+    command = RegisterAccount(
+        actor=data.username,
+        at=datetime.now(UTC),
+        username=data.username,
+        password_hash=password_hash,
+        display_name=data.display_name,
+    )
+    await rt.processor.submit(command)
+    if rt.registrations is not None:
+        rt.registrations.hit(address)
+    log.info("registered %s [addr=%s]", data.username, address)
+    return Registered(username=data.username, role="user")
+
+
+@post("/auth/login", status_code=200, summary="Exchange a username and password for a token")
+async def login(request: Request[Any, Any, Any], data: LoginBody) -> LoggedIn:
+    rt = _runtime(request)
+    attempt_key = f"{_address(request)}\x00{user_key(data.username)}"
+    if rt.login_failures is not None:
+        _check_rate(rt.login_failures.retry_after(attempt_key))
+    account = rt.processor.state.accounts.get(user_key(data.username))
+    if account is None:
+        # Same work as a real check, so an unknown user cannot be told apart by timing.
+        ok = await rt.dummy_verify(data.password)
+    else:
+        ok = await rt.verify_password(data.password, account.password_hash)
+    if not ok:
+        if rt.login_failures is not None:
+            rt.login_failures.hit(attempt_key)
+        raise Unauthenticated("invalid username or password", "invalid_credentials")
+    now = datetime.now(UTC)
+    # The state may have moved during the hash: role and ban as they are now.
+    state = rt.processor.state
+    current = state.accounts.get(user_key(data.username))
+    if current is None:
+        raise Unauthenticated("invalid username or password", "invalid_credentials")
+    if active_ban(state, current.username, now) is not None:
+        raise Banned("this account is banned")
+    token, expires_at = issue_token(
+        rt.secret, current.username, current.role, now, rt.settings.auth.jwt_ttl_seconds
+    )
+    return LoggedIn(
+        token=token,
+        token_type="Bearer",
+        expires_at=expires_at,
+        username=current.username,
+        role=current.role,
+    )
+
+
+@get("/health", summary="Liveness and the journal head")
+async def health(request: Request[Any, Any, Any]) -> Health:
+    return Health(status="ok", journal_seq=_runtime(request).processor.state.seq)
+
+
+def _error(
+    status: int, message: str, reason: str, headers: dict[str, str] | None = None
+) -> Response[ErrorBody]:
+    return Response(
+        content=ErrorBody(error=message, reason=reason), status_code=status, headers=headers
+    )
+
+
+def chat_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """The one mapping of errors to HTTP answers."""
+    if isinstance(exc, ChatError):
+        status = next((s for cls, s in _STATUS.items() if isinstance(exc, cls)), 500)
+        headers = None
+        if isinstance(exc, RateLimited):
+            headers = {"Retry-After": str(exc.data.get("retry_after", 1))}
+        if status == 500:
+            log.error("request failed: %s", exc)
+            message = "internal error" if isinstance(exc, InternalError) else exc.message
+            return _error(status, message, exc.reason)
+        return _error(status, exc.message, exc.reason, headers)
+    if isinstance(exc, ValidationException) or (
+        isinstance(exc, HTTPException) and exc.status_code == 400
+    ):
+        return _error(
+            400, "the request body is not valid JSON of the expected shape", "invalid_body"
+        )
+    if isinstance(exc, HTTPException):
+        reason = "not_found" if exc.status_code == 404 else "http_error"
+        return _error(exc.status_code, exc.detail, reason, exc.headers)
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return _error(500, "internal error", "internal_error")

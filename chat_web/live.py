@@ -1,0 +1,64 @@
+"""`chat.persist_messages = false`: messages delivered live, never journaled.
+
+The message is checked by the same pure `decide` as a journaled one (membership, length, ban),
+then fanned out at once to the room's members as `message_received` without `seq`: it is not a
+journal event, so it has no place in the durable order, in resume, in `join_room`'s history or
+in `get_history`. Its `message_id` comes from a counter started at the server's start time in
+microseconds, so ids stay unique across restarts without a journal write (and far above the
+ids of journaled messages). `client_msg_id` retries are not deduplicated in this mode.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+from chat_core import commands as c
+from chat_core.decider import decide
+from chat_core.errors import NotFound
+from chat_core.rpc import encode_notification
+from chat_core.rules import user_key
+from chat_web.runtime import Runtime
+
+
+class LiveMessage(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    message_id: int
+    room_id: str
+    username: str
+    text: str
+    timestamp: datetime
+    client_msg_id: str | None = None
+
+
+_ids = itertools.count(time.time_ns() // 1000)
+
+
+def send_live(rt: Runtime, command: c.SendMessage) -> dict[str, Any]:
+    """Check `command` against the live state and deliver it now; the send_message result."""
+    state = rt.processor.state
+    decide(command, state)  # raises the same rejections as a journaled send
+    room = state.rooms.get(command.room_id)
+    if room is None:  # decide already refused it; keeps the type checker honest
+        raise NotFound(f"no room {command.room_id!r}", "room_not_found")
+    message = LiveMessage(
+        message_id=max(next(_ids), state.last_message_id + 1),
+        room_id=room.room_id,
+        username=room.members.get(user_key(command.actor), command.actor),
+        text=command.text,
+        timestamp=command.at,
+        client_msg_id=command.client_msg_id,
+    )
+    frame = encode_notification("message_received", message).decode()
+    rt.hub.send_to(room.members.keys(), frame)
+    rt.hub.typing.stop(user_key(command.actor), room.room_id)
+    return {
+        "message_id": message.message_id,
+        "room_id": room.room_id,
+        "seq": None,
+        "timestamp": command.at,
+        "duplicate": False,
+    }

@@ -1,0 +1,110 @@
+"""Logging of the server: one stderr handler, `text` or `json` (one object a line).
+
+Lines about a connection carry its id and username as the `conn` and `user` fields (use
+`connection_logger`), so an operator can follow one socket through the log.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import MutableMapping
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+_CONTEXT_FIELDS = ("conn", "user", "addr")
+# Tokens in headers and query strings (uvicorn and websockets log both at debug level).
+_SECRETS = re.compile(r"(?i)(bearer\s+|token=)[^\s&\"',;]+")
+_encoder = msgspec.json.Encoder()
+
+
+class TextFormatter(logging.Formatter):
+    """`time LEVEL logger: message [conn=.. user=..]`."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        context = " ".join(
+            f"{name}={getattr(record, name)}" for name in _CONTEXT_FIELDS if hasattr(record, name)
+        )
+        return f"{line} [{context}]" if context else line
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, context, exception."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for name in _CONTEXT_FIELDS:
+            if hasattr(record, name):
+                entry[name] = getattr(record, name)
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return _encoder.encode(entry).decode()
+
+
+def _redact(record: logging.LogRecord) -> bool:
+    """Scrub bearer tokens and `token=` query values from every line, whoever logs it."""
+    message = record.getMessage()
+    if _SECRETS.search(message):
+        record.msg = _SECRETS.sub(r"\1<redacted>", message)
+        record.args = None
+    return True
+
+
+class _FlushingHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A stderr handler that flushes every line (tests and supervisors read it live)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        super().emit(record)
+        self.flush()
+
+
+def setup_logging(level: str, fmt: str) -> None:
+    """Send every log line to stderr at `level`, formatted as `fmt` (`text` or `json`)."""
+    handler = _FlushingHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.addFilter(_redact)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # uvicorn's own start-up chatter would repeat our single start-up line; keep its warnings.
+    if level.lower() != "debug":
+        logging.getLogger("uvicorn.error").setLevel(logging.WARNING)
+        # Alembic narrates every migration step at info; its warnings still show.
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+    logging.getLogger("uvicorn.access").disabled = True
+    uvicorn_error = logging.getLogger("uvicorn.error")
+    if _not_refusal_noise not in uvicorn_error.filters:
+        uvicorn_error.addFilter(_not_refusal_noise)
+
+
+def _not_refusal_noise(record: logging.LogRecord) -> bool:
+    # uvicorn's sansio WebSocket protocol logs this error after a handshake refused with an
+    # HTTP status through the `websocket.http.response` extension, although the refusal was
+    # sent correctly (it only counts `websocket.accept` as completing the handshake).
+    return record.getMessage() != "ASGI callable returned without completing handshake."
+
+
+class ConnectionLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """A logger adding a connection's id, username and address to each line."""
+
+    def process(
+        self, msg: Any, kwargs: MutableMapping[str, Any]
+    ) -> tuple[Any, MutableMapping[str, Any]]:
+        kwargs["extra"] = {**(self.extra or {}), **kwargs.get("extra", {})}
+        return msg, kwargs
+
+
+def connection_logger(name: str, conn: str, user: str, addr: str) -> ConnectionLogger:
+    return ConnectionLogger(logging.getLogger(name), {"conn": conn, "user": user, "addr": addr})

@@ -1,0 +1,287 @@
+"""The JSON-RPC methods of PROTOCOL.md section 4.
+
+Writes go through the command processor and answer from its `Outcome` (after the commit);
+reads answer from the processor's current state, after the same `authorize` check the decider
+makes, so a banned or deleted account is refused on every method, reads included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from chat_core import commands as c
+from chat_core import events as e
+from chat_core import rpc_params as p
+from chat_core import views
+from chat_core.decider import authorize
+from chat_core.errors import InvalidParams, NotAMember, NotFound, RateLimited
+from chat_core.processor import Outcome
+from chat_core.rpc import Call
+from chat_core.rules import room_key, user_key
+from chat_core.state import ChatState, Room
+from chat_web.connection import Connection
+from chat_web.live import send_live
+from chat_web.runtime import Runtime
+
+MAX_HISTORY_PAGE: Final = 200
+
+Handler = Callable[[Runtime, Connection, Any, datetime], Awaitable[Any]]
+
+
+async def dispatch(rt: Runtime, conn: Connection, call: Call) -> Any:
+    """Run one call and return its result (a JSON object); raises a ChatError on refusal."""
+    return await _HANDLERS[call.method](rt, conn, call.params, datetime.now(UTC))
+
+
+def _events(outcome: Outcome) -> list[e.Event]:
+    return [recorded.event for recorded in outcome.events]
+
+
+def _room_or_current(conn: Connection, room_id: str | None) -> str:
+    """The room a call names, else the connection's current room."""
+    if room_id is not None:
+        return room_key(room_id)
+    if conn.current_room is None:
+        raise InvalidParams("no room_id given and no current room", "invalid_params")
+    return conn.current_room
+
+
+def _existing_room(state: ChatState, room_id: str) -> Room:
+    room = state.rooms.get(room_key(room_id))
+    if room is None:
+        raise NotFound(f"no room {room_id!r}", "room_not_found")
+    return room
+
+
+def _member_room(state: ChatState, conn: Connection, room_id: str) -> Room:
+    room = _existing_room(state, room_id)
+    if conn.key not in room.members:
+        raise NotAMember(f"you are not a member of {room.room_id!r}")
+    return room
+
+
+# --- writes ----------------------------------------------------------------------------------
+
+
+async def join_room(rt: Runtime, conn: Connection, params: p.JoinRoomParams, at: datetime) -> Any:
+    command = c.JoinRoom(actor=conn.username, at=at, limits=rt.limits, room_name=params.room_name)
+    outcome = await rt.processor.submit(command)
+    room_id = room_key(params.room_name)
+    room = _existing_room(outcome.state, room_id)
+    conn.current_room = room.room_id
+    window = rt.settings.chat.history_on_join
+    history = list(room.recent[-window:]) if window else []
+    return {
+        "room_id": room.room_id,
+        "room_name": room.room_name,
+        "created": any(isinstance(event, e.RoomCreated) for event in _events(outcome)),
+        "user_count": len(room.members),
+        "existing_users": [room.members[key] for key in sorted(room.members.keys())],
+        "history": history,
+        "journal_seq": outcome.state.seq,
+    }
+
+
+async def leave_room(rt: Runtime, conn: Connection, params: p.LeaveRoomParams, at: datetime) -> Any:
+    room_id = _room_or_current(conn, params.room_id)
+    outcome = await rt.processor.submit(c.LeaveRoom(actor=conn.username, at=at, room_id=room_id))
+    room = outcome.state.rooms.get(room_id)
+    return {"room_id": room_id, "user_count": len(room.members) if room is not None else 0}
+
+
+async def send_message(
+    rt: Runtime, conn: Connection, params: p.SendMessageParams, at: datetime
+) -> Any:
+    room_id = _room_or_current(conn, params.room_id)
+    authorize(rt.processor.state, conn.username, at)
+    if rt.messages is not None:
+        wait = rt.messages.take(conn.key)
+        if wait > 0:
+            raise RateLimited(
+                "too many messages; slow down", retry_after_ms=max(1, int(wait * 1000 + 0.999))
+            )
+    command = c.SendMessage(
+        actor=conn.username,
+        at=at,
+        limits=rt.limits,
+        room_id=room_id,
+        text=params.text,
+        client_msg_id=params.client_msg_id,
+    )
+    if not rt.settings.chat.persist_messages:
+        return send_live(rt, command)
+    outcome = await rt.processor.submit(command)
+    if outcome.duplicate is not None:
+        ref = outcome.duplicate
+        return {
+            "message_id": ref.message_id,
+            "room_id": ref.room_id,
+            "seq": ref.seq,
+            "timestamp": ref.timestamp,
+            "duplicate": True,
+        }
+    recorded = outcome.events[0]
+    sent = recorded.event
+    assert isinstance(sent, e.MessageSent)
+    return {
+        "message_id": sent.message_id,
+        "room_id": sent.room_id,
+        "seq": recorded.seq,
+        "timestamp": recorded.at,
+        "duplicate": False,
+    }
+
+
+async def kick_user(rt: Runtime, conn: Connection, params: p.KickUserParams, at: datetime) -> Any:
+    room_id = room_key(params.room_id) if params.room_id is not None else None
+    command = c.KickUser(
+        actor=conn.username,
+        at=at,
+        target=params.target_username,
+        reason=params.reason,
+        room_id=room_id,
+    )
+    await rt.processor.submit(command)
+    return {"kicked": True}
+
+
+async def ban_user(rt: Runtime, conn: Connection, params: p.BanUserParams, at: datetime) -> Any:
+    command = c.BanUser(
+        actor=conn.username,
+        at=at,
+        target=params.target_username,
+        reason=params.reason,
+        duration_seconds=params.duration_seconds,
+    )
+    outcome = await rt.processor.submit(command)
+    until = next((ev.until for ev in _events(outcome) if isinstance(ev, e.UserBanned)), None)
+    return {"banned": True, "until": until}
+
+
+async def unban_user(rt: Runtime, conn: Connection, params: p.UnbanUserParams, at: datetime) -> Any:
+    command = c.UnbanUser(actor=conn.username, at=at, target=params.target_username)
+    outcome = await rt.processor.submit(command)
+    return {"unbanned": bool(outcome.events)}
+
+
+async def set_role(rt: Runtime, conn: Connection, params: p.SetRoleParams, at: datetime) -> Any:
+    command = c.SetRole(actor=conn.username, at=at, target=params.target_username, role=params.role)
+    outcome = await rt.processor.submit(command)
+    account = outcome.state.accounts.get(user_key(params.target_username))
+    username = account.username if account is not None else params.target_username
+    return {"username": username, "role": params.role}
+
+
+async def broadcast_announcement(
+    rt: Runtime, conn: Connection, params: p.BroadcastAnnouncementParams, at: datetime
+) -> Any:
+    command = c.BroadcastAnnouncement(
+        actor=conn.username, at=at, limits=rt.limits, message=params.message, level=params.level
+    )
+    outcome = await rt.processor.submit(command)
+    recorded = outcome.events[0]
+    return {"seq": recorded.seq, "timestamp": recorded.at}
+
+
+async def delete_room(
+    rt: Runtime, conn: Connection, params: p.DeleteRoomParams, at: datetime
+) -> Any:
+    command = c.DeleteRoom(actor=conn.username, at=at, room_id=room_key(params.room_id))
+    await rt.processor.submit(command)
+    return {"deleted": True}
+
+
+# --- ephemeral -------------------------------------------------------------------------------
+
+
+async def start_typing(
+    rt: Runtime, conn: Connection, params: p.StartTypingParams, at: datetime
+) -> Any:
+    state = rt.processor.state
+    account = authorize(state, conn.username, at)
+    room = _member_room(state, conn, _room_or_current(conn, params.room_id))
+    rt.hub.typing.start(conn.key, account.username, room.room_id)
+    return {}
+
+
+async def stop_typing(
+    rt: Runtime, conn: Connection, params: p.StopTypingParams, at: datetime
+) -> Any:
+    state = rt.processor.state
+    authorize(state, conn.username, at)
+    room = _member_room(state, conn, _room_or_current(conn, params.room_id))
+    rt.hub.typing.stop(conn.key, room.room_id)
+    return {}
+
+
+# --- reads -----------------------------------------------------------------------------------
+
+
+async def list_rooms(rt: Runtime, conn: Connection, params: p.ListRoomsParams, at: datetime) -> Any:
+    state = rt.processor.state
+    authorize(state, conn.username, at)
+    return views.list_rooms(state, rt.hub.is_online)
+
+
+async def list_members(
+    rt: Runtime, conn: Connection, params: p.ListMembersParams, at: datetime
+) -> Any:
+    state = rt.processor.state
+    authorize(state, conn.username, at)
+    return views.list_members(state, _existing_room(state, params.room_id), rt.hub.is_online)
+
+
+async def get_history(
+    rt: Runtime, conn: Connection, params: p.GetHistoryParams, at: datetime
+) -> Any:
+    state = rt.processor.state
+    authorize(state, conn.username, at)
+    room = _member_room(state, conn, params.room_id)
+    limit = min(params.limit, MAX_HISTORY_PAGE)
+    before = params.before_seq
+    # The in-memory window answers when it holds the whole page and one more message (so
+    # has_more is known), or when it holds every message the room ever had.
+    recent = [m for m in room.recent if before is None or m.seq < before]
+    complete = len(room.recent) == room.message_count
+    if len(recent) > limit or complete:
+        return {
+            "room_id": room.room_id,
+            "messages": recent[-limit:],
+            "has_more": len(recent) > limit,
+        }
+    messages, has_more = await rt.journal.history(room.room_id, before, limit, room.created_seq)
+    return {"room_id": room.room_id, "messages": messages, "has_more": has_more}
+
+
+async def whoami(rt: Runtime, conn: Connection, params: p.WhoamiParams, at: datetime) -> Any:
+    state = rt.processor.state
+    account = authorize(state, conn.username, at)
+    return views.whoami(state, account.username, account.role, conn.current_room)
+
+
+async def ping(rt: Runtime, conn: Connection, params: p.PingParams, at: datetime) -> Any:
+    state = rt.processor.state
+    authorize(state, conn.username, at)
+    return {"pong": True, "journal_seq": state.seq}
+
+
+_HANDLERS: Final[dict[str, Handler]] = {
+    "join_room": join_room,
+    "leave_room": leave_room,
+    "send_message": send_message,
+    "list_rooms": list_rooms,
+    "list_members": list_members,
+    "get_history": get_history,
+    "kick_user": kick_user,
+    "ban_user": ban_user,
+    "unban_user": unban_user,
+    "set_role": set_role,
+    "broadcast_announcement": broadcast_announcement,
+    "delete_room": delete_room,
+    "start_typing": start_typing,
+    "stop_typing": stop_typing,
+    "whoami": whoami,
+    "ping": ping,
+}

@@ -1,0 +1,66 @@
+"""Start-up seeding through the processor: demo users, `admin.users`, default rooms.
+
+Every change is a journaled command of the `system` actor, so replay sees exactly what the
+server did. A configured password is hashed only when it no longer verifies against the stored
+hash: restarts neither churn the journal nor pay a bcrypt hash per account.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import UTC, datetime
+
+from chat_core.commands import CreateRoom, EnsureAccount
+from chat_core.passwords import hash_password, verify_password
+from chat_core.rules import SYSTEM_ACTOR, Role, user_key
+from chat_core.settings import DEMO_USERS, Settings
+from chat_web.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+async def _ensure(rt: Runtime, username: str, password: str, role: Role) -> None:
+    account = rt.processor.state.accounts.get(user_key(username))
+    password_hash: str | None = None
+    if account is None or not await asyncio.to_thread(
+        verify_password, password, account.password_hash
+    ):
+        password_hash = await asyncio.to_thread(
+            hash_password, password, rt.settings.auth.bcrypt_rounds
+        )
+    command = EnsureAccount(
+        actor=SYSTEM_ACTOR,
+        at=datetime.now(UTC),
+        username=account.username if account is not None else username,
+        role=role,
+        password_hash=password_hash,
+    )
+    await rt.processor.submit(command)
+
+
+def _configured_accounts(settings: Settings) -> list[tuple[str, str, Role]]:
+    accounts: dict[str, tuple[str, str, Role]] = {}
+    if settings.admin.seed_demo_users:
+        for name, password, role in DEMO_USERS:
+            accounts[user_key(name)] = (name, password, role)
+    # admin.users win over a demo user of the same name.
+    for user in settings.admin.users:
+        accounts[user_key(user.username)] = (user.username, user.password, user.role)
+    return list(accounts.values())
+
+
+async def seed(rt: Runtime) -> None:
+    """Create or update the configured accounts, then the default rooms."""
+    settings = rt.settings
+    await asyncio.gather(*(_ensure(rt, *account) for account in _configured_accounts(settings)))
+    if settings.admin.seed_demo_users:
+        log.warning(
+            "demo users exist (admin/admin123, moderator/mod123, alice/alice123, bob/bob123);"
+            " set admin.seed_demo_users = false outside a demo"
+        )
+    for room_name in settings.chat.default_rooms:
+        command = CreateRoom(
+            actor=SYSTEM_ACTOR, at=datetime.now(UTC), limits=rt.limits, room_name=room_name
+        )
+        await rt.processor.submit(command)

@@ -1,0 +1,150 @@
+"""Running the server: journal, replay, processor, seeding, then uvicorn on our own socket.
+
+Start-up order (ARCHITECTURE.md section 1): nothing is served from a half-replayed state, so
+the port opens only after the journal is migrated, replayed and seeded. Shutdown (SIGTERM or
+SIGINT): stop accepting, close every socket with 1001, let the processor finish the commands
+in flight, close the journal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from types import FrameType
+from typing import Any
+
+import uvicorn
+
+from chat_core.journal import Journal
+from chat_core.processor import CommandProcessor
+from chat_core.replay import replay
+from chat_core.settings import Settings, database_url, resolve_jwt_secret, sqlite_path
+from chat_core.state import ChatState
+from chat_web.app import create_app
+from chat_web.hub import Hub
+from chat_web.runtime import Runtime
+from chat_web.seed import seed
+
+log = logging.getLogger("chat_web")
+# The start-up line is printed at any log level: operators and tests read the port from it.
+banner_log = logging.getLogger("chat_web.startup")
+banner_log.setLevel(logging.INFO)
+
+GOING_AWAY = 1001
+SHUTDOWN_GRACE = 5.0
+
+
+def _has(module: str) -> bool:
+    try:
+        __import__(module)
+    except ImportError:
+        return False
+    return True
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, with our start-up line and our 1001 close of every socket."""
+
+    def __init__(self, config: uvicorn.Config, hub: Hub, banner: str) -> None:
+        super().__init__(config)
+        self.hub = hub
+        self.banner = banner
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        super().handle_exit(sig, frame)
+        # uvicorn re-raises captured signals once it has stopped, which would kill the process
+        # with the signal's status; a graceful stop exits 0 (PROTOCOL.md section 6).
+        self._captured_signals.clear()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            banner_log.info(self.banner)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        # Stop accepting first, then close the sockets ourselves with 1001 (uvicorn would use
+        # 1012) after their queued frames; uvicorn then mops up whatever is left.
+        for server in self.servers:
+            server.close()
+        log.info("shutting down: closing %d connections", self.hub.connection_count)
+        await self.hub.close_all(GOING_AWAY, SHUTDOWN_GRACE)
+        await super().shutdown(sockets)
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+async def serve(settings: Settings) -> None:
+    """Run the server until a signal stops it. Raises ChatError/OSError on a failed start."""
+    secret = resolve_jwt_secret(settings)
+    url = database_url(settings)
+    journal = await Journal.open(url, synchronous=settings.database.synchronous, migrate=True)
+    processor: CommandProcessor | None = None
+    try:
+        window = settings.chat.history_on_join
+        state, report = await replay(journal, history_window=window)
+
+        async def reload() -> ChatState:
+            fresh, _ = await replay(journal, history_window=window)
+            return fresh
+
+        hub = Hub(settings.chat.typing_timeout_seconds)
+        processor = CommandProcessor(journal, state, hub, reload=reload)
+        hub.state_of = lambda: processor.state if processor is not None else state
+        processor.start()
+        rt = Runtime.build(settings, journal, processor, hub, secret)
+        await seed(rt)
+        sock = _bind(settings.server.host, settings.server.port)
+        host, port = sock.getsockname()[:2]
+        where = sqlite_path(settings) or url
+        display_host = f"[{host}]" if ":" in host else host
+        banner = (
+            f"chat-web listening on http://{display_host}:{port} journal={where}"
+            f" replayed={report.events} events in {report.seconds:.2f}s"
+        )
+        config = _config(settings, create_app(rt))
+        server = _Server(config, hub, banner)
+        await server.serve(sockets=[sock])
+    finally:
+        if processor is not None:
+            await processor.stop()
+        await journal.close()
+        log.info("stopped")
+
+
+def _config(settings: Settings, app: Any) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        ws="websockets-sansio" if _has("websockets") else "auto",
+        ws_per_message_deflate=False,
+        ws_max_size=settings.server.max_frame_bytes,
+        loop="uvloop" if _has("uvloop") else "asyncio",
+        http="httptools" if _has("httptools") else "auto",
+        lifespan="on",
+        access_log=False,
+        log_config=None,
+        server_header=False,
+        # Bounded: a peer that never finishes its close cannot hold the shutdown forever.
+        timeout_graceful_shutdown=int(SHUTDOWN_GRACE),
+    )
+
+
+def run(settings: Settings) -> None:
+    """Run `serve` on uvloop when available (uvicorn does not pick a loop for `serve`)."""
+    if _has("uvloop"):
+        import uvloop
+
+        uvloop.run(serve(settings))
+    else:
+        asyncio.run(serve(settings))

@@ -1,0 +1,213 @@
+"""`GET /ws`: authenticate, register with the hub, send the preamble, then read frames.
+
+Refusals (PROTOCOL.md section 2) happen before the handshake completes, as an HTTP answer
+through the ASGI `websocket.http.response` extension (uvicorn has it); a server without it gets
+an accepted socket closed at once with the matching 44xx code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from datetime import UTC, datetime
+from typing import Any, Final
+
+import msgspec
+from litestar import WebSocket, websocket
+from litestar.types import WebSocketResponseBodyEvent, WebSocketResponseStartEvent
+
+from chat_core.decider import authorize
+from chat_core.errors import Banned, ChatError, Unauthenticated
+from chat_core.rpc import encode_notification
+from chat_core.rules import SYSTEM_ACTOR, user_key
+from chat_core.state import ChatState, active_ban, current_room_of, rooms_of
+from chat_core.tokens import Claims, verify_token
+from chat_web.connection import Connection
+from chat_web.logging_setup import connection_logger
+from chat_web.reader import read_frames
+from chat_web.resume import backlog
+from chat_web.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+UNAUTHORIZED: Final = 4401
+FORBIDDEN: Final = 4403
+BAD_REQUEST: Final = 4400
+TOO_MANY: Final = 4429
+_HTTP_STATUS: Final = {UNAUTHORIZED: 401, FORBIDDEN: 403, BAD_REQUEST: 400, TOO_MANY: 429}
+_encoder = msgspec.json.Encoder()
+
+
+class Established(msgspec.Struct, frozen=True, kw_only=True):
+    connection_id: str
+    username: str
+    role: str
+    journal_seq: int
+    rooms: list[str]
+    current_room: str | None
+    resumed: bool
+
+
+class _Refusal(Exception):
+    def __init__(self, code: int, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.code, self.reason, self.message = code, reason, message
+
+
+def _token_of(socket: WebSocket[Any, Any, Any]) -> str:
+    header = socket.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    token = socket.query_params.get("token")
+    if not token:
+        raise _Refusal(UNAUTHORIZED, "missing_token", "no token given")
+    return str(token)
+
+
+def _since_of(socket: WebSocket[Any, Any, Any]) -> int | None:
+    raw = socket.query_params.get("since")
+    if raw is None:
+        return None
+    text = str(raw)
+    if not (text.isascii() and text.isdigit()) or len(text) > 18:
+        raise _Refusal(BAD_REQUEST, "invalid_since", "since must be a non-negative integer")
+    return int(text)
+
+
+def _check_account(state: ChatState, claims: Claims) -> str:
+    """The account's canonical username, or a refusal (gone: 4401, banned: 4403)."""
+    if user_key(claims.sub) == SYSTEM_ACTOR:
+        # The server's own actor has no account and can never hold a session.
+        raise _Refusal(UNAUTHORIZED, "invalid_token", "invalid token")
+    try:
+        return authorize(state, claims.sub, datetime.now(UTC)).username
+    except Unauthenticated as exc:
+        raise _Refusal(UNAUTHORIZED, exc.reason, exc.message) from exc
+    except Banned as exc:
+        ban = active_ban(state, claims.sub, datetime.now(UTC))
+        until = ban.until.isoformat() if ban is not None and ban.until is not None else None
+        raise _Refusal(FORBIDDEN, "banned", f"banned until {until or 'further notice'}") from exc
+
+
+async def _refuse(socket: WebSocket[Any, Any, Any], refusal: _Refusal, accepted: bool) -> None:
+    """Refuse with an HTTP status when the server can, else accept and close with the code."""
+    extensions = socket.scope.get("extensions") or {}
+    body = _encoder.encode({"error": refusal.message, "reason": refusal.reason})
+    with contextlib.suppress(Exception):
+        if not accepted and "websocket.http.response" in extensions:
+            await socket.receive()  # the websocket.connect event
+            start: WebSocketResponseStartEvent = {
+                "type": "websocket.http.response.start",
+                "status": _HTTP_STATUS[refusal.code],
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+            end: WebSocketResponseBodyEvent = {
+                "type": "websocket.http.response.body",
+                "body": body,
+                "more_body": False,
+            }
+            await socket.send(start)
+            await socket.send(end)
+            return
+        if not accepted:
+            await socket.accept()
+        await socket.close(refusal.code, refusal.reason)
+
+
+@websocket("/ws")
+async def chat_socket(socket: WebSocket[Any, Any, Any]) -> None:
+    """One client connection, from handshake to close."""
+    rt: Runtime = socket.app.state.runtime
+    address = socket.client.host if socket.client is not None else "unknown"
+    try:
+        since = _since_of(socket)
+        try:
+            claims = verify_token(rt.secret, _token_of(socket))
+        except Unauthenticated as exc:
+            raise _Refusal(UNAUTHORIZED, exc.reason, exc.message) from exc
+        _check_account(rt.processor.state, claims)
+        if rt.connections is not None and not rt.connections.try_acquire(address):
+            raise _Refusal(TOO_MANY, "too_many_connections", "too many connections from here")
+    except _Refusal as refusal:
+        log.info("websocket refused (%s) [addr=%s]", refusal.reason, address)
+        await _refuse(socket, refusal, accepted=False)
+        return
+    try:
+        await socket.accept()
+        await _serve(rt, socket, claims, since, address)
+    finally:
+        if rt.connections is not None:
+            rt.connections.release(address)
+
+
+async def _serve(
+    rt: Runtime, socket: WebSocket[Any, Any, Any], claims: Claims, since: int | None, address: str
+) -> None:
+    # One synchronous step, no await: the snapshot (head H) and the registration, so the hub
+    # delivers exactly the events after H to this connection.
+    snapshot = rt.processor.state
+    try:
+        username = _check_account(snapshot, claims)  # the account may have changed meanwhile
+    except _Refusal as refusal:
+        await _refuse(socket, refusal, accepted=True)
+        return
+    account = snapshot.accounts[user_key(username)]
+    conn_id = rt.next_connection_id()
+    conn = Connection(
+        socket,
+        connection_id=conn_id,
+        username=username,
+        key=user_key(username),
+        address=address,
+        current_room=current_room_of(snapshot, username),
+        queue_limit=rt.settings.server.send_queue_limit,
+        log=connection_logger("chat_web.ws", conn_id, username, address),
+    )
+    rt.hub.register(conn, snapshot)
+    established = Established(
+        connection_id=conn_id,
+        username=username,
+        role=account.role,
+        journal_seq=snapshot.seq,
+        rooms=rooms_of(snapshot, username),
+        current_room=conn.current_room,
+        resumed=since is not None,
+    )
+
+    async def preamble() -> None:
+        await conn.write_now(_notification("connection_established", established))
+        if since is None or since >= snapshot.seq:
+            return
+        try:
+            frames = await backlog(
+                rt.journal, snapshot, username, since, rt.settings.chat.max_resume_events
+            )
+        except ChatError as exc:
+            conn.log.error("resume from %d failed: %s", since, exc)
+            frames = None
+        if frames is None:
+            conn.log.info("resume from %d: too much missed, resync_required", since)
+            await conn.write_now(_notification("resync_required", {"journal_seq": snapshot.seq}))
+            return
+        for frame in frames:
+            await conn.write_now(frame)
+
+    conn.log.info("connected (since=%s, head=%d)", since, snapshot.seq)
+    conn.start_writer(preamble)
+    try:
+        await read_frames(rt, conn, claims)
+    except Exception:
+        conn.log.exception("connection failed")
+        conn.abort(1011)
+    finally:
+        rt.hub.unregister(conn)
+        await conn.finish()
+        conn.log.info("disconnected (code=%s)", conn.close_code)
+
+
+def _notification(method: str, params: Any) -> str:
+    return encode_notification(method, params).decode()

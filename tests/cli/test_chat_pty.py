@@ -1,0 +1,347 @@
+"""`chat-cli` against a real server: login, send, and the interactive chat in a pseudo-terminal.
+
+A `chat-web serve --port 0` subprocess per module (bcrypt cost 4: logins in milliseconds);
+clients are the real console script, driven by pexpect. Nothing sleeps: every step waits
+for the text it expects, with a timeout.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pexpect
+import pytest
+
+BIN = Path(sys.executable).parent
+CHAT_CLI = str(BIN / "chat-cli")
+CHAT_WEB = str(BIN / "chat-web")
+LISTENING = re.compile(r"listening on (http://[^\s]+)")
+TIMEOUT = 15
+
+
+class Server:
+    """A running `chat-web serve`; its stderr is drained by a thread so the pipe never fills."""
+
+    def __init__(self, data_dir: Path, port: int = 0) -> None:
+        env = dict(os.environ, CHAT__AUTH__BCRYPT_ROUNDS="4", CHAT_CONFIG_FILE="")
+        env.pop("CHAT_SERVER_URL", None)
+        self.process = subprocess.Popen(
+            [CHAT_WEB, "serve", "--port", str(port), "--data-dir", str(data_dir)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            cwd=data_dir,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self._drainer = threading.Thread(target=self._drain, daemon=True)
+        self._drainer.start()
+        self.url = self._wait_for_url()
+
+    def _drain(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.lines.put(line)
+
+    def _wait_for_url(self) -> str:
+        seen: list[str] = []
+        while True:
+            try:
+                line = self.lines.get(timeout=30)
+            except queue.Empty:
+                self.stop()
+                pytest.fail("chat-web serve did not start:\n" + "".join(seen))
+            seen.append(line)
+            found = LISTENING.search(line)
+            if found:
+                return found.group(1)
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._drainer.join(timeout=5)
+        if self.process.stderr is not None:
+            self.process.stderr.close()
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    data = tmp_path / "data"
+    data.mkdir()
+    running = Server(data)
+    yield running
+    running.stop()
+
+
+def client_env(server: Server, home: Path) -> dict[str, str]:
+    """One user's environment: its own config dir (saved token), the server, a plain TTY."""
+    home.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ, XDG_CONFIG_HOME=str(home), CHAT_SERVER_URL=server.url, TERM="dumb")
+    env.pop("CHAT_TOKEN", None)
+    return env
+
+
+def cli(
+    env: dict[str, str], *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [CHAT_CLI, *args], input=stdin, capture_output=True, text=True, env=env, timeout=60
+    )
+
+
+def login(env: dict[str, str], username: str, password: str) -> None:
+    done = cli(env, "login", "--username", username, "--password-stdin", stdin=password + "\n")
+    assert done.returncode == 0, done.stderr
+
+
+def spawn_chat(env: dict[str, str], *args: str) -> pexpect.spawn:
+    child = pexpect.spawn(
+        CHAT_CLI, ["chat", *args], env=env, encoding="utf-8", timeout=TIMEOUT, dimensions=(50, 160)
+    )
+    return child
+
+
+def wait_exit(child: pexpect.spawn) -> int:
+    child.expect(pexpect.EOF)
+    child.close()
+    status: int = child.exitstatus
+    return status
+
+
+# -- login, register, logout, send ------------------------------------------------------------
+
+
+def test_login_saves_a_private_token_and_logout_forgets_it(server: Server, tmp_path: Path) -> None:
+    env = client_env(server, tmp_path / "alice")
+    login(env, "alice", "alice123")
+    saved = tmp_path / "alice" / "chat-cli" / "credentials.json"
+    assert saved.exists()
+    assert saved.stat().st_mode & 0o777 == 0o600
+    assert "alice" in saved.read_text()
+    done = cli(env, "logout")
+    assert done.returncode == 0
+    assert "logged out alice" in done.stdout
+    done = cli(env, "send", "--room", "general", "hi")
+    assert done.returncode == 1
+    assert "not logged in" in done.stderr and "chat-cli login --username" in done.stderr
+
+
+def test_wrong_password_is_refused_in_one_line(server: Server, tmp_path: Path) -> None:
+    env = client_env(server, tmp_path / "alice")
+    done = cli(env, "login", "--username", "alice", "--password-stdin", stdin="nope-nope\n")
+    assert done.returncode == 1
+    assert done.stderr.strip() == "error: login refused: wrong username or password"
+
+
+def test_register_then_taken_name(server: Server, tmp_path: Path) -> None:
+    env = client_env(server, tmp_path / "zoe")
+    done = cli(env, "register", "--username", "zoe", "--password-stdin", stdin="zoe-secret\n")
+    assert done.returncode == 0, done.stderr
+    assert "registered zoe" in done.stdout
+    done = cli(env, "register", "--username", "ZOE", "--password-stdin", stdin="zoe-secret\n")
+    assert done.returncode == 1
+    assert "taken" in done.stderr
+    done = cli(env, "register", "--username", "x", "--password-stdin", stdin="zoe-secret\n")
+    assert done.returncode == 2
+
+
+def test_unreachable_server_is_one_line(tmp_path: Path) -> None:
+    env = dict(os.environ, XDG_CONFIG_HOME=str(tmp_path))
+    done = subprocess.run(
+        [CHAT_CLI, "login", "-u", "alice", "--password-stdin", "--server", "http://127.0.0.1:9"],
+        input="alice123\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: cannot reach the server at http://127.0.0.1:9")
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_send_joins_and_is_acknowledged(server: Server, tmp_path: Path) -> None:
+    env = client_env(server, tmp_path / "bob")
+    login(env, "bob", "bob123")
+    done = cli(env, "send", "--room", "Lounge", "first!")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("sent to lounge (seq ")
+    done = cli(env, "send", "--room", "lounge", " ")
+    assert done.returncode == 1
+    assert "empty" in done.stderr
+    done = cli(env, "send", "--room", "lounge", "--token", "not-a-token", "x")
+    assert done.returncode == 1
+
+
+# -- the interactive chat ---------------------------------------------------------------------
+
+
+def test_chat_session_join_send_receive_who_history_and_kick(
+    server: Server, tmp_path: Path
+) -> None:
+    alice_env = client_env(server, tmp_path / "alice")
+    bob_env = client_env(server, tmp_path / "bob")
+    mod_env = client_env(server, tmp_path / "mod")
+    login(bob_env, "bob", "bob123")
+    login(mod_env, "moderator", "mod123")
+
+    # No saved token: the chat asks for the password itself.
+    alice = spawn_chat(alice_env, "--username", "alice")
+    alice.expect("Password")
+    alice.sendline("alice123")
+    alice.expect("connected to .* as alice")
+    alice.sendline("/join lobby")
+    alice.expect(r"#lobby: \d+ users?:")
+    alice.sendline("hello from alice")
+    alice.expect("<alice> hello from alice")
+
+    done = cli(bob_env, "send", "--room", "lobby", "hi alice, bob here")
+    assert done.returncode == 0, done.stderr
+    alice.expect("<bob> hi alice, bob here")
+
+    alice.sendline("/who")
+    alice.expect(r"#lobby: .*alice.*bob")
+    alice.sendline("/history 5")
+    alice.expect("last 2 messages of #lobby")
+    alice.expect("<alice> hello from alice")
+    alice.expect("<bob> hi alice, bob here")
+    alice.sendline("/frobnicate")
+    alice.expect("unknown command /frobnicate")
+    alice.sendline("/join")
+    alice.expect(re.escape("usage: /join <room>"))
+
+    # The moderator kicks alice from the chat: her client says why and exits with 3.
+    mod = spawn_chat(mod_env)
+    mod.expect("connected to .* as moderator")
+    mod.sendline("/kick alice be nice")
+    mod.expect("kicked alice")
+    alice.expect("kicked from the chat by moderator: be nice")
+    assert wait_exit(alice) == 3
+    mod.sendline("/quit")
+    assert wait_exit(mod) == 0
+
+
+def test_banned_client_exits_with_4(server: Server, tmp_path: Path) -> None:
+    bob_env = client_env(server, tmp_path / "bob")
+    mod_env = client_env(server, tmp_path / "mod")
+    login(bob_env, "bob", "bob123")
+    login(mod_env, "moderator", "mod123")
+    bob = spawn_chat(bob_env)
+    bob.expect("connected to .* as bob")
+    bob.sendline("/join general")
+    bob.expect(r"#general: \d+ users?:")
+    mod = spawn_chat(mod_env)
+    mod.expect("connected to .* as moderator")
+    mod.sendline("/ban bob 5 flooding")
+    mod.expect("banned bob until")
+    bob.expect("banned")
+    assert wait_exit(bob) == 4
+    # Refused at once from now on, with the same code.
+    again = spawn_chat(bob_env)
+    assert wait_exit(again) in (1, 4)
+    mod.sendline("/unban bob")
+    mod.expect("unbanned bob")
+    mod.sendline("/quit")
+    assert wait_exit(mod) == 0
+
+
+def test_messages_from_another_joined_room_carry_its_name(server: Server, tmp_path: Path) -> None:
+    alice_env = client_env(server, tmp_path / "alice")
+    bob_env = client_env(server, tmp_path / "bob")
+    login(alice_env, "alice", "alice123")
+    login(bob_env, "bob", "bob123")
+    assert cli(bob_env, "send", "--room", "side", "warming up").returncode == 0
+    alice = spawn_chat(alice_env)
+    alice.expect("connected")
+    alice.sendline("/join side")
+    alice.expect("<bob> warming up")  # recent history on join
+    alice.sendline("/join main")
+    alice.expect(r"#main: \d+ users?:")
+    assert cli(bob_env, "send", "--room", "side", "over here").returncode == 0
+    alice.expect(re.escape("#side <bob> over here"))
+    alice.sendline("/switch side")
+    alice.expect("now in #side")
+    # Ctrl-D on an empty line leaves. Type a character and see it echoed first: the prompt
+    # is then reading raw keys (a ^D sent earlier would reach the terminal's line discipline).
+    alice.send("x")
+    alice.expect("x")
+    alice.send("\x7f")
+    alice.sendcontrol("d")
+    assert wait_exit(alice) == 0
+
+
+def test_reconnect_resumes_without_loss_or_repeat(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    first = Server(data)
+    port = first.port
+    alice_env = client_env(first, tmp_path / "alice")
+    bob_env = client_env(first, tmp_path / "bob")
+    login(alice_env, "alice", "alice123")
+    login(bob_env, "bob", "bob123")
+    alice = spawn_chat(alice_env)
+    transcript = io.StringIO()
+    alice.logfile_read = transcript
+    alice.expect("connected")
+    alice.sendline("/join lobby")
+    alice.expect(r"#lobby: \d+ users?:")
+    assert cli(bob_env, "send", "--room", "lobby", "before restart").returncode == 0
+    alice.expect("<bob> before restart")
+
+    first.stop()
+    alice.expect("connection lost; reconnecting")
+    second = Server(data, port=port)  # same journal, same port: tokens stay valid
+    try:
+        assert cli(bob_env, "send", "--room", "lobby", "while away").returncode == 0
+        alice.expect("<bob> while away", timeout=60)
+        assert cli(bob_env, "send", "--room", "lobby", "after").returncode == 0
+        alice.expect("<bob> after")
+        alice.sendline("/quit")
+        assert wait_exit(alice) == 0
+        screen = transcript.getvalue()
+        # Each message exactly once: the resume neither lost nor repeated any.
+        for text in ("before restart", "while away", "after"):
+            assert screen.count(f"<bob> {text}") == 1, screen
+    finally:
+        second.stop()
+
+
+def test_typing_is_announced_to_the_room(server: Server, tmp_path: Path) -> None:
+    alice_env = client_env(server, tmp_path / "alice")
+    bob_env = client_env(server, tmp_path / "bob")
+    login(alice_env, "alice", "alice123")
+    login(bob_env, "bob", "bob123")
+    bob = spawn_chat(bob_env)
+    bob.expect("connected")
+    bob.sendline("/join lobby")
+    bob.expect(r"#lobby: \d+ users?:")
+    alice = spawn_chat(alice_env)
+    alice.expect("connected")
+    alice.sendline("/join lobby")
+    alice.expect(r"#lobby: 2 users:")
+    alice.send("hel")
+    alice.expect("hel")
+    bob.expect(re.escape("alice is typing..."))
+    alice.sendline("lo")
+    bob.expect("<alice> hello")
+    for child in (alice, bob):
+        child.sendline("/quit")
+        assert wait_exit(child) == 0

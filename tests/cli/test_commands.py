@@ -1,0 +1,81 @@
+"""Slash-command parsing and the pure helpers of the client: no server, no terminal."""
+
+from __future__ import annotations
+
+import pytest
+
+from chat_cli import commands as cmd
+from chat_cli.config_store import normalize_server
+from chat_cli.session import backoff_delay, ws_url
+from chat_cli.ui import PALETTE, name_style
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("hello", cmd.Say("hello")),
+        ("//shrug", cmd.Say("/shrug")),
+        ("/rooms", cmd.Run("rooms")),
+        ("/join Lobby", cmd.Run("join", target="Lobby")),
+        ("/leave", cmd.Run("leave")),
+        ("/history", cmd.Run("history", count=20)),
+        ("/history 5", cmd.Run("history", count=5)),
+        ("/kick bob be nice", cmd.Run("kick", target="bob", text="be nice")),
+        ("/kick bob", cmd.Run("kick", target="bob")),
+        ("/ban bob 10 spam", cmd.Run("ban", target="bob", count=10, text="spam")),
+        ("/ban bob spam forever", cmd.Run("ban", target="bob", text="spam forever")),
+        ("/announce warning going down", cmd.Run("announce", level="warning", text="going down")),
+        ("/announce tea time", cmd.Run("announce", level="info", text="tea time")),
+        ("/QUIT", cmd.Run("quit")),
+    ],
+)
+def test_lines_parse_to_what_they_ask(line: str, expected: cmd.Parsed) -> None:
+    assert cmd.parse(line) == expected
+
+
+@pytest.mark.parametrize(
+    ("line", "hint"),
+    [
+        ("/join", "usage: /join <room>"),
+        ("/kick", "usage: /kick <user> [reason]"),
+        ("/history lots", "usage: /history [n]"),
+        ("/ban bob 0", "minutes at least 1"),
+        ("/announce error", "usage: /announce"),
+        ("/jion x", "unknown command /jion (did you mean /join?)"),
+        ("/", "unknown command /"),
+    ],
+)
+def test_bad_lines_get_a_short_hint(line: str, hint: str) -> None:
+    parsed = cmd.parse(line)
+    assert isinstance(parsed, cmd.Hint)
+    assert hint in parsed.text
+
+
+def test_blank_lines_do_nothing() -> None:
+    assert cmd.parse("   ") is None
+
+
+def test_every_command_has_help() -> None:
+    text = "\n".join(cmd.help_lines())
+    assert all(f"/{name}" in text for name in cmd.COMMANDS)
+
+
+def test_ws_url_follows_the_http_scheme() -> None:
+    assert ws_url("http://h:3000", None) == "ws://h:3000/ws"
+    assert ws_url("https://h/", 42) == "wss://h/ws?since=42"
+
+
+def test_backoff_grows_is_capped_and_jittered() -> None:
+    for attempt in range(12):
+        ceiling = min(30.0, 0.5 * 2**attempt)
+        delays = {backoff_delay(attempt) for _ in range(20)}
+        assert all(ceiling / 2 <= delay <= ceiling for delay in delays)
+        assert len(delays) > 1
+
+
+def test_server_urls_are_normalized() -> None:
+    assert normalize_server("127.0.0.1:3000/") == "http://127.0.0.1:3000"
+
+
+def test_username_colours_are_stable_and_case_insensitive() -> None:
+    assert name_style("Bob") == name_style("bob") in PALETTE

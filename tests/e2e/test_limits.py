@@ -1,0 +1,183 @@
+"""Configured limits: lengths, room size, message rate, sockets per address, slow readers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import statistics
+import time
+import uuid
+from typing import Any
+
+import pytest
+from helpers import GENEROUS_LIMITS, Client, HandshakeRefused, Harness, open_socket, unique
+from websockets.exceptions import ConnectionClosed
+
+MAX_MESSAGE = 20
+MAX_ROOM_NAME = 10
+MAX_USERS = 2
+MESSAGES_PER_MINUTE = 5
+
+
+@pytest.fixture(scope="module")
+def server_env() -> dict[str, str]:
+    return {
+        **GENEROUS_LIMITS,
+        "CHAT__CHAT__MAX_MESSAGE_LENGTH": str(MAX_MESSAGE),
+        "CHAT__CHAT__MAX_ROOM_NAME_LENGTH": str(MAX_ROOM_NAME),
+        "CHAT__CHAT__MAX_USERS_PER_ROOM": str(MAX_USERS),
+        "CHAT__RATE_LIMIT__MESSAGES_PER_MINUTE": str(MESSAGES_PER_MINUTE),
+    }
+
+
+def short_room() -> str:
+    """A fresh room name within the module's 10-character limit."""
+    return "r" + uuid.uuid4().hex[:8]
+
+
+async def test_messages_up_to_max_message_length_are_accepted(chat: Harness) -> None:
+    _, client = await chat.user_client("len")
+    room = short_room()
+    await client.call("join_room", room_name=room)
+    assert (await client.call("send_message", room_id=room, text="é" * MAX_MESSAGE))["seq"]
+    error = await client.error_of("send_message", room_id=room, text="é" * (MAX_MESSAGE + 1))
+    assert (error.code, error.reason) == (-32602, "message_too_long")
+
+
+async def test_announcements_obey_max_message_length(chat: Harness) -> None:
+    admin = await chat.admin_client()
+    error = await admin.error_of("broadcast_announcement", message="x" * (MAX_MESSAGE + 1))
+    assert (error.code, error.reason) == (-32602, "message_too_long")
+
+
+async def test_room_names_up_to_max_room_name_length_are_accepted(chat: Harness) -> None:
+    _, client = await chat.user_client("name")
+    fits = "n" + uuid.uuid4().hex[: MAX_ROOM_NAME - 1]
+    assert (await client.call("join_room", room_name=fits))["room_id"] == fits
+    error = await client.error_of("join_room", room_name=fits + "x")
+    assert (error.code, error.reason) == (-32602, "invalid_room_name")
+
+
+async def test_a_full_room_refuses_new_members_with_32005(chat: Harness) -> None:
+    _, first = await chat.user_client("f1")
+    _, second = await chat.user_client("f2")
+    _, third = await chat.user_client("f3")
+    room = short_room()
+    await first.call("join_room", room_name=room)
+    await second.call("join_room", room_name=room)
+    error = await third.error_of("join_room", room_name=room)
+    assert (error.code, error.reason) == (-32005, "room_full")
+    # Members re-join a full room freely; a leave makes room.
+    assert (await second.call("join_room", room_name=room))["user_count"] == MAX_USERS
+    await second.call("leave_room", room_id=room)
+    assert (await third.call("join_room", room_name=room))["user_count"] == MAX_USERS
+
+
+async def test_sending_faster_than_messages_per_minute_is_rate_limited(chat: Harness) -> None:
+    _, client = await chat.user_client("fast")
+    _, other = await chat.user_client("other")
+    room = short_room()
+    await client.call("join_room", room_name=room)
+    await other.call("join_room", room_name=room)
+    for i in range(MESSAGES_PER_MINUTE):
+        await client.call("send_message", room_id=room, text=f"m{i}")
+    error = await client.error_of("send_message", room_id=room, text="one too many")
+    assert (error.code, error.reason) == (-32029, "rate_limited")
+    retry_after = error.data["retry_after_ms"]
+    assert isinstance(retry_after, int) and 0 < retry_after <= 60_000
+    # Per user: somebody else still talks, and the limited socket still serves other calls.
+    assert (await other.call("send_message", room_id=room, text="my turn"))["seq"]
+    assert (await client.call("ping"))["pong"] is True
+
+
+async def test_sockets_per_address_are_limited(start_server: Any) -> None:
+    server = start_server({"CHAT__RATE_LIMIT__CONNECTIONS_PER_IP": "3"})
+    async with server.harness() as chat:
+        user = await chat.new_user("many")
+        clients = [await chat.connect(user) for _ in range(3)]
+        with pytest.raises(HandshakeRefused):
+            await Client.open(chat.ws_url, user.token)
+        # HTTP is not a socket: logins still work.
+        assert (await chat.login_response(user.username, user.password)).status_code == 200
+        await clients[0].close()
+        # The server frees the slot when it has seen the close; poll for it briefly.
+        deadline = time.monotonic() + 5
+        while True:
+            try:
+                again = await chat.connect(user)
+                break
+            except HandshakeRefused:
+                assert time.monotonic() < deadline, "a closed socket never freed its slot"
+                await asyncio.sleep(0.05)
+        assert (await again.call("ping"))["pong"] is True
+
+
+async def test_a_reader_that_stops_reading_is_closed_with_4008_and_others_keep_flowing(
+    start_server: Any,
+) -> None:
+    size = 30_000
+    count = 300
+    server = start_server(
+        {
+            "CHAT__SERVER__SEND_QUEUE_LIMIT": "16",
+            "CHAT__CHAT__MAX_MESSAGE_LENGTH": str(size),
+            "CHAT__DATABASE__SYNCHRONOUS": "NORMAL",
+        }
+    )
+    async with server.harness() as chat:
+        _, sender = await chat.user_client("sender")
+        _, fast = await chat.user_client("fast")
+        slow_user, slow_setup = await chat.user_client("slow")
+        room = unique("flood").lower()
+        for client in (sender, fast, slow_setup):
+            await client.call("join_room", room_name=room)
+        await slow_setup.close()
+
+        # A socket with a tiny receive buffer, whose client never reads: the server's
+        # writes back up into its queue for this connection.
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, (server.host, server.port))
+        slow = await open_socket(
+            chat.ws_url, slow_user.token, sock=sock, max_queue=1, ping_interval=None
+        )
+        try:
+            sent_at: dict[str, float] = {}
+
+            async def send(i: int) -> None:
+                text = f"{i:05d} " + os.urandom(size).hex()[: size - 6]
+                sent_at[text[:5]] = time.monotonic()
+                await sender.call("send_message", room_id=room, text=text)
+
+            for start in range(0, count, 10):
+                await asyncio.gather(*(send(i) for i in range(start, start + 10)))
+            last = f"{count - 1:05d}"
+            await fast.next_notification(
+                "message_received", timeout=20, where=lambda p: p["text"].startswith(last)
+            )
+            got = [m for m in fast.notifications if m["method"] == "message_received"]
+            assert [m["params"]["text"][:5] for m in got] == [f"{i:05d}" for i in range(count)]
+            latencies = [m["_received_at"] - sent_at[m["params"]["text"][:5]] for m in got]
+            assert statistics.median(latencies) < 0.5, statistics.median(latencies)
+            assert max(latencies) < 1.5, max(latencies)
+
+            # Now read the slow socket: its end is a 4008 close, not an endless stream.
+            code = None
+            try:
+                async with asyncio.timeout(20):
+                    while True:
+                        frame = json.loads(await slow.recv())
+                        assert frame.get("method") in ("connection_established", "message_received")
+            except ConnectionClosed as e:
+                code = e.rcvd.code if e.rcvd else None
+            except TimeoutError:
+                code = None
+            assert code == 4008, f"the slow reader ended with close code {code}"
+        finally:
+            await slow.close()
+        # The slow reader reconnects (and could resume).
+        again = await chat.connect(slow_user)
+        assert (await again.call("ping"))["pong"] is True
