@@ -307,7 +307,7 @@ class Chat:
     async def list_rooms(self) -> None:
         result = await self.session.call("list_rooms")
         rooms = result.get("rooms", [])
-        self.show(ui.info(f"{len(rooms)} rooms:"))
+        self.show(ui.info(f"{len(rooms)} room{'' if len(rooms) == 1 else 's'}:"))
         for room in rooms:
             room_id = str(room.get("room_id"))
             self.known_rooms.add(room_id)
