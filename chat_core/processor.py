@@ -6,13 +6,24 @@ the events of earlier ones), appends the batch's events in one transaction, and 
 moves the live state forward, completes the callers' futures and hands the recorded events to
 the publisher. If the append fails, nobody is acknowledged: the live state is reloaded from
 the journal and every caller of the batch gets an `InternalError`.
+
+Pipelining: while batch N's append is in flight (in the driver's thread), the task takes the
+commands that arrive and decides them as batch N+1 against the state N would leave (the
+speculative state). Nothing of N+1 is acknowledged, rejected or published before N has
+committed and then N+1 itself has: its rejections too wait, since they were decided against
+state that is not yet durable. N+1 is appended only after N committed (one writer, commit
+order = seq order). If N's append fails, N's callers get `InternalError`, the live state is
+restored from the journal, and N+1's commands are decided again, from scratch, against the
+restored state: they do not fail because N did.
+
+`state` is always the committed state: what the journal holds.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
@@ -22,7 +33,7 @@ from chat_core import commands as c
 from chat_core import events as e
 from chat_core.audience import Audience, audience
 from chat_core.decider import decide
-from chat_core.errors import ChatError, InternalError, JournalError
+from chat_core.errors import ChatError, InternalError
 from chat_core.evolve import evolve
 from chat_core.journal import Journal
 from chat_core.state import ChatState
@@ -30,7 +41,7 @@ from chat_core.state import ChatState
 log = logging.getLogger(__name__)
 
 
-class Outcome(msgspec.Struct, frozen=True, kw_only=True):
+class Outcome(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """What a command did: its recorded events and the state right after it.
 
     `duplicate` is the first result of an idempotent retry (nothing was appended then).
@@ -41,7 +52,7 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True):
     duplicate: c.MessageRef | None = None
 
 
-class Delivery(msgspec.Struct, frozen=True):
+class Delivery(msgspec.Struct, frozen=True, gc=False):
     """A recorded event and who receives its notification."""
 
     recorded: e.Recorded
@@ -60,6 +71,43 @@ class NullPublisher:
 
 
 _Job = tuple[c.Command, "asyncio.Future[Outcome]"]
+_Key = tuple[str, str]
+
+_SendMessage = c.SendMessage
+_MessageSent = e.MessageSent
+_Recorded = e.Recorded
+_MessageRef = c.MessageRef
+_replace = msgspec.structs.replace
+
+
+class _Batch:
+    """Commands decided together and appended in one transaction (or none, if no events)."""
+
+    __slots__ = (
+        "before",
+        "deliveries",
+        "jobs",
+        "records",
+        "results",
+        "seen",
+        "start",
+        "state",
+        "task",
+    )
+
+    def __init__(self, start: ChatState, before: dict[_Key, c.MessageRef] | None) -> None:
+        self.jobs: list[_Job] = []  # as submitted: what is decided again after a failure
+        self.start = start  # the state this batch was decided from
+        self.state = start  # the state after it
+        self.records: list[e.Recorded] = []
+        self.deliveries: list[Delivery] = []
+        # per job: its Outcome, or the ChatError that rejected it
+        self.results: list[Outcome | ChatError] = []
+        # client_msg_ids sent by this batch, and by the batch in flight when it was decided:
+        # not yet in the journal, so the idempotency look-up cannot find them.
+        self.seen: dict[_Key, c.MessageRef] = {}
+        self.before: dict[_Key, c.MessageRef] = {} if before is None else before
+        self.task: asyncio.Task[None] | None = None
 
 
 class CommandProcessor:
@@ -78,11 +126,16 @@ class CommandProcessor:
         self.journal = journal
         self.state = state
         self.publisher: Publisher = publisher or NullPublisher()
-        self._queue: asyncio.Queue[_Job] = asyncio.Queue(maxsize=queue_limit)
-        self._max_batch = max_batch
+        self._jobs: deque[_Job] = deque()
+        self._queue_limit = max(1, queue_limit)
+        self._space: deque[asyncio.Future[None]] = deque()  # submitters waiting for room
+        self._max_batch = max(1, max_batch)
         self._reload = reload
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._wake: asyncio.Future[None] | None = None  # the processor task, waiting for work
+        self._inflight: _Batch | None = None  # being appended
+        self._pending: _Batch | None = None  # decided against the in-flight batch's state
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="command-processor")
@@ -90,130 +143,250 @@ class CommandProcessor:
     async def stop(self) -> None:
         """Finish every command already queued, then stop."""
         self._closing = True
-        if self._task is None:
+        task = self._task
+        if task is None:
             return
-        await self._queue.join()
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-        self._task = None
+        self._poke()
+        try:
+            await task
+        finally:
+            self._task = None
+            # Submitters still waiting for room in the queue when the processor stopped.
+            while self._space:
+                waiter = self._space.popleft()
+                if not waiter.done():
+                    waiter.set_result(None)
 
     async def submit(self, command: c.Command) -> Outcome:
         """Queue a command and wait until it is decided and, if it appended, committed."""
         if self._closing:
             raise InternalError("the server is shutting down", "shutting_down")
-        future: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        jobs = self._jobs
         # A full queue makes the caller wait here (backpressure), never grows without bound.
-        await self._queue.put((command, future))
+        while len(jobs) >= self._queue_limit:
+            space: asyncio.Future[None] = loop.create_future()
+            self._space.append(space)
+            await space
+            if self._closing and self._task is None:
+                raise InternalError("the server is shutting down", "shutting_down")
+        future: asyncio.Future[Outcome] = loop.create_future()
+        jobs.append((command, future))
+        wake = self._wake
+        if wake is not None:
+            self._wake = None
+            if not wake.done():
+                wake.set_result(None)
         return await future
 
-    async def _run(self) -> None:
-        while True:
-            batch = [await self._queue.get()]
-            while len(batch) < self._max_batch and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
-            try:
-                await self._process(batch)
-            except Exception:  # the processor must outlive any one batch
-                log.exception("command batch failed")
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(InternalError("internal error"))
-            finally:
-                for _ in batch:
-                    self._queue.task_done()
+    def _poke(self, _: object = None) -> None:
+        wake = self._wake
+        if wake is not None:
+            self._wake = None
+            if not wake.done():
+                wake.set_result(None)
 
-    async def _process(self, batch: list[_Job]) -> None:
-        batch = await self._attach_priors(batch)
-        start = self.state
-        state = start
+    # --- the processor task ---------------------------------------------------------------
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            inflight = self._inflight
+            if inflight is not None:
+                task = inflight.task
+                assert task is not None
+                if task.done():
+                    self._inflight = None
+                    await self._settle(inflight, task)
+                    continue
+            elif self._pending is not None:
+                # The writer is free: append the batch decided while the last one was written.
+                pending, self._pending = self._pending, None
+                self._launch(pending)
+                continue
+            if self._jobs and (self._pending is None or len(self._pending.jobs) < self._max_batch):
+                await self._take()
+                continue
+            if self._closing and not self._jobs and inflight is None:
+                return
+            wake: asyncio.Future[None] = loop.create_future()
+            self._wake = wake
+            await wake
+
+    async def _take(self) -> None:
+        """Take queued commands and decide them into the pending batch."""
+        batch = self._pending
+        if batch is None:
+            inflight = self._inflight
+            if inflight is None:
+                batch = _Batch(self.state, None)
+            else:
+                batch = _Batch(inflight.state, inflight.seen)
+            self._pending = batch
+        jobs = self._jobs
+        n = min(len(jobs), self._max_batch - len(batch.jobs))
+        popleft = jobs.popleft
+        taken = [popleft() for _ in range(n)]
+        space = self._space
+        while space and len(jobs) < self._queue_limit:
+            waiter = space.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+        await self._decide(batch, taken)
+
+    async def _decide(self, batch: _Batch, taken: list[_Job]) -> None:
+        """Decide `taken` after the batch's commands; on an unexpected error, fail them."""
+        try:
+            commands = await self._attach_priors(taken)
+            self._decide_all(batch, taken, commands)
+        except Exception:  # the processor must outlive any one batch
+            log.exception("deciding a command batch failed")
+            for _, future in taken:
+                if not future.done():
+                    future.set_exception(InternalError("internal error"))
+
+    def _decide_all(self, batch: _Batch, taken: list[_Job], commands: Sequence[c.Command]) -> None:
+        # Work on locals; the batch takes them only if every command was decided.
+        state = batch.state
+        seq = state.seq
         records: list[e.Recorded] = []
         deliveries: list[Delivery] = []
-        decided: list[tuple[asyncio.Future[Outcome], Outcome]] = []
-        seen_ids: dict[tuple[str, str], c.MessageRef] = {}
-        for command, future in batch:
-            if isinstance(command, c.SendMessage) and command.client_msg_id and not command.prior:
-                prior = seen_ids.get((command.actor, command.client_msg_id))
-                if prior is not None:
-                    command = msgspec.structs.replace(command, prior=prior)
+        results: list[Outcome | ChatError] = []
+        seen = batch.seen
+        before = batch.before
+        new_seen: dict[_Key, c.MessageRef] = {}
+        for command in commands:
+            cid: str | None = None
+            send = command if isinstance(command, _SendMessage) else None
+            if send is not None:
+                cid = send.client_msg_id
+                if cid and send.prior is None:
+                    key = (send.actor, cid)
+                    prior = new_seen.get(key) or seen.get(key) or before.get(key)
+                    if prior is not None:
+                        command = send = _replace(send, prior=prior)
             try:
                 new_events = decide(command, state)
             except ChatError as rejected:
-                if not future.done():
-                    future.set_exception(rejected)
+                results.append(rejected)
                 continue
-            recorded_now: list[e.Recorded] = []
+            duplicate = send.prior if send is not None else None
+            if not new_events:
+                results.append(Outcome(events=(), state=state, duplicate=duplicate))
+                continue
+            at = command.at
+            actor = command.actor
+            first = len(records)
             for event in new_events:
-                command_id = (
-                    command.client_msg_id
-                    if isinstance(command, c.SendMessage) and isinstance(event, e.MessageSent)
-                    else None
-                )
-                recorded = e.Recorded(
-                    seq=state.seq + 1,
-                    at=command.at,
-                    actor=command.actor,
+                seq += 1
+                message = event if send is not None and isinstance(event, _MessageSent) else None
+                recorded = _Recorded(
+                    seq=seq,
+                    at=at,
+                    actor=actor,
                     event=event,
-                    command_id=command_id,
+                    command_id=cid if message is not None else None,
                 )
                 deliveries.append(Delivery(recorded, audience(recorded, state)))
                 state = evolve(state, recorded)
-                recorded_now.append(recorded)
-                if command_id is not None and isinstance(event, e.MessageSent):
-                    seen_ids[(command.actor, command_id)] = c.MessageRef(
-                        message_id=event.message_id,
-                        room_id=event.room_id,
-                        seq=recorded.seq,
-                        timestamp=recorded.at,
+                records.append(recorded)
+                if message is not None and cid:
+                    new_seen[(actor, cid)] = _MessageRef(
+                        message_id=message.message_id,
+                        room_id=message.room_id,
+                        seq=seq,
+                        timestamp=at,
                     )
-            records.extend(recorded_now)
-            duplicate = command.prior if isinstance(command, c.SendMessage) else None
-            decided.append(
-                (future, Outcome(events=tuple(recorded_now), state=state, duplicate=duplicate))
-            )
-        if records:
-            try:
-                await self.journal.append(start.seq, records)
-            except JournalError as exc:
-                log.error("journal append failed, nothing acknowledged: %s", exc)
-                await self._restore()
-                for future, _ in decided:
-                    if not future.done():
-                        future.set_exception(InternalError("the journal could not be written"))
-                return
-        self.state = state
-        for future, outcome in decided:
-            if not future.done():
-                future.set_result(outcome)
-        if deliveries:
-            self.publisher.publish(deliveries, state)
+            mine = (records[first],) if len(new_events) == 1 else tuple(records[first:])
+            results.append(Outcome(events=mine, state=state, duplicate=duplicate))
+        batch.jobs.extend(taken)
+        batch.results.extend(results)
+        batch.records.extend(records)
+        batch.deliveries.extend(deliveries)
+        if new_seen:
+            seen.update(new_seen)
+        batch.state = state
 
-    async def _attach_priors(self, batch: list[_Job]) -> list[_Job]:
+    def _launch(self, batch: _Batch) -> None:
+        """Start appending `batch` (the writer is free), or settle it now if it has no events."""
+        if not batch.records:
+            self._resolve(batch)
+            return
+        task = asyncio.get_running_loop().create_task(
+            self.journal.append(batch.start.seq, batch.records)
+        )
+        task.add_done_callback(self._poke)
+        batch.task = task
+        self._inflight = batch
+
+    async def _settle(self, batch: _Batch, task: asyncio.Task[None]) -> None:
+        """The in-flight batch's append finished: acknowledge it, or fail it and recover."""
+        exc = task.exception()
+        if exc is None:
+            self.state = batch.state
+            pending = self._pending
+            if pending is not None and pending.records:
+                # Keep the writer busy: the next batch is appended while this one is answered.
+                self._pending = None
+                self._launch(pending)
+            self._resolve(batch)
+            return
+        log.error("journal append failed, nothing acknowledged: %s", exc)
+        failure = InternalError("the journal could not be written")
+        for _, future in batch.jobs:
+            if not future.done():
+                future.set_exception(failure)
+        try:
+            await self._restore()
+        except Exception:  # the processor must outlive any one batch
+            log.exception("restoring the live state after a failed append failed")
+        pending = self._pending
+        if pending is not None:
+            # Decided against a state that never became durable: decide again, from scratch.
+            fresh = _Batch(self.state, None)
+            self._pending = fresh
+            await self._decide(fresh, pending.jobs)
+
+    def _resolve(self, batch: _Batch) -> None:
+        """Answer a batch's callers (after its commit, if it had events) and publish it."""
+        for (_, future), result in zip(batch.jobs, batch.results, strict=True):
+            if future.done():
+                continue
+            if type(result) is Outcome:
+                future.set_result(result)
+            else:
+                future.set_exception(result)  # type: ignore[arg-type]
+        if batch.deliveries:
+            try:
+                self.publisher.publish(batch.deliveries, batch.state)
+            except Exception:
+                log.exception("publishing a committed batch failed")
+
+    async def _attach_priors(self, batch: list[_Job]) -> Sequence[c.Command]:
         """Look up in the journal the earlier results of re-sent client_msg_ids, in one query."""
+        commands = [command for command, _ in batch]
         keys = [
             (command.actor, command.client_msg_id)
-            for command, _ in batch
-            if isinstance(command, c.SendMessage) and command.client_msg_id
+            for command in commands
+            if type(command) is _SendMessage and command.client_msg_id
         ]
         if not keys:
-            return batch
+            return commands
         found = await self.journal.find_messages(keys)
         if not found:
-            return batch
-        out: list[_Job] = []
-        for command, future in batch:
-            if isinstance(command, c.SendMessage) and command.client_msg_id:
+            return commands
+        for i, command in enumerate(commands):
+            if type(command) is _SendMessage and command.client_msg_id:
                 prior = found.get((command.actor, command.client_msg_id))
                 if prior is not None:
-                    command = msgspec.structs.replace(command, prior=prior)
-            out.append((command, future))
-        return out
+                    commands[i] = _replace(command, prior=prior)
+        return commands
 
     async def _restore(self) -> None:
         """After a failed append, make the live state equal what the journal holds."""
         try:
             head = await self.journal.head()
-        except JournalError:
+        except Exception:
             head = None
         if head == self.state.seq:
             return  # nothing of the batch reached the journal: the live state is exact
