@@ -36,7 +36,8 @@ class Hub:
         # Set by the server once the processor exists; the hub reads, never writes, the state.
         self.state_of: Callable[[], ChatState] = initial_state
         self.typing = TypingTracker(typing_timeout, lambda: self.state_of(), self.send_to)
-        self._done: dict[Connection, asyncio.Event] = {}
+        # Resolved when the connection unregisters (a future: an Event costs ~0.9 KB each).
+        self._done: dict[Connection, asyncio.Future[None]] = {}
 
     # --- connections ------------------------------------------------------------------------
 
@@ -46,7 +47,7 @@ class Hub:
         first = not conns
         conns.add(conn)
         self._all.add(conn)
-        self._done[conn] = asyncio.Event()
+        self._done[conn] = asyncio.get_running_loop().create_future()
         if first:
             self.send_to(sharing_users(state, conn.key), presence_frame(conn.username, True))
 
@@ -54,8 +55,8 @@ class Hub:
         """Remove a connection; the user's last one: it stops typing and goes offline."""
         self._all.discard(conn)
         done = self._done.pop(conn, None)
-        if done is not None:
-            done.set()
+        if done is not None and not done.done():
+            done.set_result(None)
         conns = self._by_user.get(conn.key)
         if conns is None:
             return
@@ -146,7 +147,8 @@ class Hub:
     async def close_all(self, code: int, grace: float) -> None:
         """Close every connection with `code` (queued frames first) and wait, up to `grace` s."""
         self.typing.cancel_all()
-        waits = [done.wait() for done in self._done.values()]
+        # Shielded: the timeout below must not cancel the futures unregister resolves.
+        waits = [asyncio.shield(done) for done in self._done.values()]
         for conn in list(self._all):
             conn.close_after_queued(code, grace)
         if waits:

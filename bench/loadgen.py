@@ -1,0 +1,490 @@
+"""Load generator for bench/run.py: server subprocesses, accounts, and client worker processes.
+
+Clients are `websockets` asyncio connections on uvloop, spread over worker processes
+(multiprocessing, spawn) so the generator is not the bottleneck. A worker opens its sockets,
+reports `ready`, waits for `go` (with a monotonic end time), plays its role until then, and
+reports its figures. CLOCK_MONOTONIC is system-wide on Linux, so send and receive times taken
+in different processes compare directly. All traffic goes to 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import multiprocessing as mp
+import os
+import re
+import resource
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection as Pipe
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+
+BENCH_DIR = Path(__file__).resolve().parent
+ROOT = BENCH_DIR.parent
+LISTENING = re.compile(r"listening on http://([^\s:/]+):(\d+)")
+PASSWORD = "bench-password-1"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+_decode = msgspec.json.Decoder().decode
+
+
+def raise_nofile() -> None:
+    """Raise the soft open-files limit to the hard one (inherited by the subprocesses)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+# --- server subprocesses ---------------------------------------------------------------------
+
+
+class Server:
+    """`chat-web serve` or bench/bare_broadcast.py on 127.0.0.1, port 0, read from stderr."""
+
+    def __init__(self, cmd: list[str], env: dict[str, str], cwd: Path) -> None:
+        self.cmd, self.env, self.cwd = cmd, env, cwd
+        self.proc: subprocess.Popen[str] | None = None
+        self.port = 0
+        self.lines: list[str] = []
+        self.started_at = 0.0
+        self.listening_at = 0.0
+        self.spy: subprocess.Popen[bytes] | None = None
+
+    @classmethod
+    def chat(cls, data_dir: Path, env: dict[str, str] | None = None) -> Server:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        base = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.upper().startswith("CHAT")
+            and k not in {"HOST", "PORT", "JWT_SECRET", "LOG_LEVEL"}
+        }
+        base.update(
+            {
+                "PYTHONUNBUFFERED": "1",
+                "CHAT__AUTH__BCRYPT_ROUNDS": "4",
+                "CHAT__RATE_LIMIT__ENABLED": "false",
+                "CHAT__LOGGING__LEVEL": "warning",
+                "CHAT__SERVER__SEND_QUEUE_LIMIT": "1024",
+            }
+        )
+        base.update(env or {})
+        cmd = [sys.executable, "-m", "chat_web", "serve", "--host", "127.0.0.1", "--port", "0"]
+        cmd += ["--data-dir", str(data_dir)]
+        return cls(cmd, base, data_dir.parent)
+
+    @classmethod
+    def bare(cls, mode: str) -> Server:
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        return cls(
+            [sys.executable, str(BENCH_DIR / "bare_broadcast.py"), "--mode", mode], env, ROOT
+        )
+
+    def start(self, timeout: float = 120.0) -> Server:
+        ready = threading.Event()
+        self.lines = []
+        self.started_at = time.perf_counter()
+        self.proc = subprocess.Popen(
+            self.cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+            cwd=self.cwd,
+            text=True,
+            bufsize=1,
+        )
+        threading.Thread(target=self._drain, args=(self.proc, ready), daemon=True).start()
+        ready.wait(timeout)
+        if not self.port:
+            self.stop()
+            raise RuntimeError("server did not start:\n" + "\n".join(self.lines[-40:]))
+        self._profile()
+        return self
+
+    def _profile(self) -> None:
+        """BENCH_PYSPY=DIR: record every chat server with py-spy (collapsed stacks) into DIR."""
+        out = os.environ.get("BENCH_PYSPY")
+        if not out or "chat_web" not in self.cmd:
+            return
+        Path(out).mkdir(parents=True, exist_ok=True)
+        name = Path(out) / f"chat-{self.pid}.txt"
+        spy = Path(sys.executable).with_name("py-spy")
+        self.spy = subprocess.Popen(
+            [str(spy), "record", "-p", str(self.pid), "-r", "200", "-f", "raw", "-o", str(name)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    def _drain(self, proc: subprocess.Popen[str], ready: threading.Event) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            self.lines.append(line.rstrip())
+            if not self.port and (m := LISTENING.search(line)):
+                self.listening_at = time.perf_counter()
+                self.port = int(m[2])
+                ready.set()
+        ready.set()
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws"
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the server process so far."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+    def rss_bytes(self) -> int:
+        return int(Path(f"/proc/{self.pid}/statm").read_text().split()[1]) * PAGE
+
+    def stop(self) -> None:
+        proc = self.proc
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+        self.proc = None
+        self.port = 0
+        if self.tracebacks():
+            lines = ["  !! the server logged a traceback:", *self.lines[-60:]]
+            print("\n".join(lines), file=sys.stderr)
+        if self.spy is not None:
+            self.spy.wait(30)
+            self.spy = None
+
+    def tracebacks(self) -> list[str]:
+        return [line for line in self.lines if "Traceback" in line]
+
+
+# --- accounts --------------------------------------------------------------------------------
+
+
+async def prepare_accounts(
+    server: Server, memberships: dict[str, list[str]], concurrency: int = 8
+) -> dict[str, str]:
+    """Register and log in every user once, join its rooms; {username: token}."""
+    from websockets.asyncio.client import connect
+
+    tokens: dict[str, str] = {}
+    gate = asyncio.Semaphore(concurrency)
+    async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
+
+        async def one(user: str, rooms: list[str]) -> None:
+            async with gate:
+                r = await http.post("/auth/register", json={"username": user, "password": PASSWORD})
+                assert r.status_code in (201, 409), r.text
+                r = await http.post("/auth/login", json={"username": user, "password": PASSWORD})
+                assert r.status_code == 200, r.text
+                tokens[user] = r.json()["token"]
+                if not rooms:
+                    return
+                async with connect(
+                    server.ws_url,
+                    additional_headers={"Authorization": f"Bearer {tokens[user]}"},
+                    compression=None,
+                    ping_interval=None,
+                    max_size=None,
+                ) as ws:
+                    batch = [
+                        {
+                            "jsonrpc": "2.0",
+                            "id": i,
+                            "method": "join_room",
+                            "params": {"room_name": rm},
+                        }
+                        for i, rm in enumerate(rooms)
+                    ]
+                    await ws.send(msgspec.json.encode(batch).decode())
+                    while True:
+                        frame = _decode(await asyncio.wait_for(ws.recv(), 30))
+                        if isinstance(frame, list):
+                            assert all("result" in x for x in frame), frame
+                            break
+
+        await asyncio.gather(*(one(u, rooms) for u, rooms in memberships.items()))
+    return tokens
+
+
+# --- workers ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Spec:
+    """What one worker process does.
+
+    role: `receive` (count/timestamp message_received), `fanout_send` (one sender at full
+    speed, paced by the slowest receiver through `progress`), `closed_loop` (each socket sends
+    send_message and awaits its ack, again and again), `paced_send` (`rate` posts per second,
+    the text carrying the send time).
+    """
+
+    role: str
+    ws_url: str
+    tokens: list[str]
+    rooms: list[str] = field(default_factory=list)  # per socket for senders
+    index: int = 0  # receive: this worker's slot in `progress`; fanout_send: receiver count
+    window: int = 256  # fanout_send: messages ahead of the slowest receiver
+    inflight: int = 32  # fanout_send: unacknowledged requests
+    rate: float = 10.0  # paced_send
+    text: str = "hello from the benchmark, a message of a typical length for a chat line"
+
+
+class _Sock:
+    __slots__ = ("count", "pending", "task", "ws")
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+        self.count = 0
+        self.pending: dict[int, asyncio.Future[float]] = {}
+        self.task: asyncio.Task[None] | None = None
+
+
+async def _open(url: str, token: str) -> Any:
+    from websockets.asyncio.client import connect
+
+    for attempt in range(5):
+        try:
+            return await connect(
+                f"{url}?token={token}",
+                compression=None,
+                ping_interval=None,
+                max_size=None,
+                open_timeout=60,
+                close_timeout=1,
+                max_queue=None,
+            )
+        except (OSError, TimeoutError):
+            if attempt == 4:
+                raise
+            await asyncio.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+async def _reader(sock: _Sock, arrivals: dict[int, list[int]] | None) -> None:
+    """Count message_received frames; resolve acks; with `arrivals`, keep the latest arrival."""
+    with contextlib.suppress(Exception):
+        async for frame in sock.ws:
+            if '"message_received"' in frame:
+                sock.count += 1
+                if arrivals is not None:
+                    now = time.monotonic_ns()
+                    text = _decode(frame)["params"]["text"]
+                    if text.startswith("lat "):
+                        # message number -> [latest arrival, receivers reached]
+                        seen = arrivals.setdefault(int(text.split()[1]), [0, 0])
+                        seen[0] = max(seen[0], now)
+                        seen[1] += 1
+            elif sock.pending and '"id"' in frame:
+                msg = _decode(frame)
+                fut = sock.pending.pop(msg.get("id"), None) if isinstance(msg, dict) else None
+                if fut is not None and not fut.done():
+                    if "error" in msg:
+                        fut.set_exception(RuntimeError(str(msg["error"])))
+                    else:
+                        fut.set_result(time.perf_counter())
+
+
+def _request(sock: _Sock, rid: int, room: str, text: str) -> asyncio.Future[float]:
+    fut: asyncio.Future[float] = asyncio.get_running_loop().create_future()
+    sock.pending[rid] = fut
+    params = {"room_id": room, "text": text}
+    frame = {"jsonrpc": "2.0", "id": rid, "method": "send_message", "params": params}
+    # websockets' send of a small frame completes at once unless the socket is congested.
+    _SENDS.add(task := asyncio.ensure_future(sock.ws.send(msgspec.json.encode(frame).decode())))
+    task.add_done_callback(_SENDS.discard)
+    return fut
+
+
+_SENDS: set[asyncio.Future[None]] = set()
+
+
+async def _worker(spec: Spec, pipe: Pipe, progress: Any) -> None:
+    loop = asyncio.get_running_loop()
+    arrivals: dict[int, list[int]] | None = {} if spec.role == "receive" else None
+    gate = asyncio.Semaphore(32)
+
+    async def opened(token: str) -> _Sock:
+        async with gate:
+            sock = _Sock(await _open(spec.ws_url, token))
+        sock.task = asyncio.create_task(_reader(sock, arrivals))
+        return sock
+
+    socks = await asyncio.gather(*(opened(t) for t in spec.tokens))
+    pipe.send(("ready", len(socks)))
+    command, until = await loop.run_in_executor(None, pipe.recv)
+    result: dict[str, Any] = {}
+    if command == "go":
+        if spec.role == "receive":
+            result = await _receive(spec, socks, progress, until, arrivals)
+        elif spec.role == "fanout_send":
+            result = await _fanout_send(spec, socks[0], progress, until)
+        elif spec.role == "closed_loop":
+            result = await _closed_loop(spec, socks, until)
+        elif spec.role == "paced_send":
+            result = await _paced_send(spec, socks[0], until)
+    for sock in socks:
+        if sock.task is not None:
+            sock.task.cancel()
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(asyncio.gather(*(s.ws.close() for s in socks)), 5)
+    pipe.send(("done", result))
+
+
+async def _receive(
+    spec: Spec, socks: Sequence[_Sock], progress: Any, until: float, arrivals: Any
+) -> dict[str, Any]:
+    slot = 2 * spec.index
+    while time.monotonic() < until:
+        counts = [s.count for s in socks]
+        progress[slot] = sum(counts)
+        progress[slot + 1] = min(counts)
+        await asyncio.sleep(0.005)
+    closed = sum(1 for s in socks if s.ws.close_code is not None)
+    return {"count": sum(s.count for s in socks), "closed": closed, "arrivals": arrivals}
+
+
+async def _fanout_send(spec: Spec, sock: _Sock, progress: Any, until: float) -> dict[str, Any]:
+    workers = spec.index  # receivers occupy slots 0 .. index-1
+    sent = 0
+    inflight: set[asyncio.Future[float]] = set()
+    while time.monotonic() < until:
+        slowest = min(progress[2 * i + 1] for i in range(workers))
+        while len(inflight) < spec.inflight and sent - slowest < spec.window:
+            sent += 1
+            inflight.add(_request(sock, sent, spec.rooms[0], spec.text))
+        if inflight:
+            done, _ = await asyncio.wait(inflight, timeout=0.002)
+            inflight -= done
+        else:
+            await asyncio.sleep(0.001)
+    return {"sent": sent}
+
+
+async def _closed_loop(spec: Spec, socks: Sequence[_Sock], until: float) -> dict[str, Any]:
+    # (ack time, latency) of every command; the caller keeps those inside its window.
+    acks: list[tuple[float, float]] = []
+    errors = 0
+
+    async def run(i: int, sock: _Sock) -> None:
+        nonlocal errors
+        rid = 0
+        room = spec.rooms[i]
+        while time.monotonic() < until:
+            rid += 1
+            started = time.perf_counter()
+            try:
+                done = await asyncio.wait_for(_request(sock, rid, room, spec.text), 30)
+            except Exception:
+                errors += 1
+                return
+            acks.append((done, done - started))
+
+    await asyncio.gather(*(run(i, s) for i, s in enumerate(socks)))
+    # perf_counter is CLOCK_MONOTONIC on Linux, as time.monotonic: comparable across processes.
+    return {"acks": acks, "errors": errors}
+
+
+async def _paced_send(spec: Spec, sock: _Sock, until: float) -> dict[str, Any]:
+    sent: dict[int, int] = {}
+    n = 0
+    period = 1.0 / spec.rate
+    next_at = time.monotonic()
+    while next_at < until:
+        await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+        n += 1
+        sent[n] = time.monotonic_ns()
+        _request(sock, n, spec.rooms[0], f"lat {n} {spec.text}")
+        next_at += period
+    await asyncio.sleep(1.0)  # the last posts' deliveries
+    return {"sent": sent}
+
+
+def _main(spec: Spec, pipe: Pipe, progress: Any) -> None:
+    import uvloop
+
+    raise_nofile()
+    uvloop.run(_worker(spec, pipe, progress))
+
+
+class Workers:
+    """A set of worker processes: start them, wait until every socket is open, go, collect."""
+
+    def __init__(self, specs: list[Spec]) -> None:
+        ctx = mp.get_context("spawn")
+        self.progress = ctx.Array("q", 2 * max(1, len(specs)), lock=False)
+        for i in range(len(self.progress)):
+            self.progress[i] = 0
+        self.pipes: list[Pipe] = []
+        self.procs = []
+        for spec in specs:
+            mine, theirs = ctx.Pipe()
+            proc = ctx.Process(target=_main, args=(spec, theirs, self.progress), daemon=True)
+            proc.start()
+            self.pipes.append(mine)
+            self.procs.append(proc)
+
+    def wait_ready(self, timeout: float = 180.0) -> int:
+        total = 0
+        for pipe in self.pipes:
+            if not pipe.poll(timeout):
+                raise TimeoutError("a worker did not open its sockets in time")
+            kind, n = pipe.recv()
+            assert kind == "ready", kind
+            total += n
+        return total
+
+    def go(self, until: float) -> None:
+        for pipe in self.pipes:
+            pipe.send(("go", until))
+
+    def results(self, timeout: float = 60.0) -> list[dict[str, Any]]:
+        out = []
+        for pipe in self.pipes:
+            if not pipe.poll(timeout):
+                raise TimeoutError("a worker did not report in time")
+            kind, result = pipe.recv()
+            assert kind == "done", kind
+            out.append(result)
+        for proc in self.procs:
+            proc.join(10)
+        return out
+
+    def delivered(self, receivers: int) -> int:
+        return sum(self.progress[2 * i] for i in range(receivers))
+
+    def kill(self) -> None:
+        for proc in self.procs:
+            if proc.is_alive():
+                proc.kill()
+                proc.join(5)
+
+
+def split(items: Sequence[Any], parts: int) -> list[list[Any]]:
+    """`items` dealt into `parts` nearly equal lists (none empty)."""
+    parts = max(1, min(parts, len(items)))
+    return [list(items[i::parts]) for i in range(parts)]
