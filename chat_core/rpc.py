@@ -7,6 +7,7 @@ else takes a slower path that works out the exact error, member by member.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 from typing import Any, Final, Literal, TypeAlias, Union, cast
@@ -285,7 +286,16 @@ def _parse_loose(data: str | bytes) -> Parsed:
     try:
         decoded = _LOOSE_FRAME_DECODER.decode(data)
     except msgspec.ValidationError:
-        # Valid JSON but neither an object nor an array.
+        # Neither an object nor an array: a scalar, but only valid JSON is -32600 (`0:` or
+        # `"a"b` fail typing before the trailing text is seen; this raises DecodeError).
+        try:
+            msgspec.json.decode(data)
+        except msgspec.ValidationError:
+            # A number out of range (1e400) stops msgspec before it sees what follows.
+            try:
+                json.loads(data)
+            except ValueError:
+                return _single(_parse_error("JSON is malformed"))
         return _single(_invalid_request(None, "a request must be an object"))
     if isinstance(decoded, list):
         return _batch(decoded)

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Annotated, Any, Final
 
 import msgspec
 from litestar import Request, Response, get, post
 from litestar.exceptions import HTTPException, ValidationException
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import KwargDefinition
 
 from chat_core.commands import RegisterAccount
 from chat_core.errors import (
@@ -42,9 +44,17 @@ _STATUS: Final[dict[type[ChatError], int]] = {
 }
 
 
+# The rules of PROTOCOL.md section 1, in the OpenAPI schema only: the handler checks them and
+# answers with its own reasons (`invalid_username`, `weak_password`), not `invalid_body`.
+_USERNAME_SCHEMA: Final = KwargDefinition(
+    pattern="^[A-Za-z0-9_.-]{3,32}$", min_length=3, max_length=32
+)
+_PASSWORD_SCHEMA: Final = KwargDefinition(min_length=8, max_length=128)
+
+
 class RegisterBody(msgspec.Struct, kw_only=True):
-    username: str
-    password: str
+    username: Annotated[str, _USERNAME_SCHEMA]
+    password: Annotated[str, _PASSWORD_SCHEMA]
     display_name: str | None = None
 
 
@@ -90,7 +100,20 @@ def _check_rate(retry_after: int) -> None:
         raise RateLimited("too many attempts; try again later", retry_after=retry_after)
 
 
-@post("/auth/register", status_code=201, summary="Create an account")
+def _errors(*statuses: int) -> dict[int, ResponseSpec]:
+    """The documented error answers of a route: every one has the `{error, reason}` body."""
+    return {
+        status: ResponseSpec(data_container=ErrorBody, description="{error, reason}")
+        for status in statuses
+    }
+
+
+@post(
+    "/auth/register",
+    status_code=201,
+    summary="Create an account",
+    responses=_errors(400, 409, 429),
+)
 async def register(request: Request[Any, Any, Any], data: RegisterBody) -> Registered:
     rt = _runtime(request)
     address = _address(request)
@@ -103,27 +126,41 @@ async def register(request: Request[Any, Any, Any], data: RegisterBody) -> Regis
     # checks again, so a race between two registrations still ends in one 409.
     if user_key(data.username) in rt.processor.state.accounts:
         raise UsernameTaken(f"the username {data.username!r} is taken")
-    password_hash = await rt.hash_password(data.password)
-    command = RegisterAccount(
-        actor=data.username,
-        at=datetime.now(UTC),
-        username=data.username,
-        password_hash=password_hash,
-        display_name=data.display_name,
-    )
-    await rt.processor.submit(command)
+    # Counted before the hash, not after: concurrent registrations would all pass the check.
     if rt.registrations is not None:
         rt.registrations.hit(address)
+    try:
+        password_hash = await rt.hash_password(data.password)
+        command = RegisterAccount(
+            actor=data.username,
+            at=datetime.now(UTC),
+            username=data.username,
+            password_hash=password_hash,
+            display_name=data.display_name,
+        )
+        await rt.processor.submit(command)
+    except BaseException:
+        if rt.registrations is not None:
+            rt.registrations.undo(address)
+        raise
     log.info("registered %s [addr=%s]", data.username, address)
     return Registered(username=data.username, role="user")
 
 
-@post("/auth/login", status_code=200, summary="Exchange a username and password for a token")
+@post(
+    "/auth/login",
+    status_code=200,
+    summary="Exchange a username and password for a token",
+    responses=_errors(400, 401, 403, 429),
+)
 async def login(request: Request[Any, Any, Any], data: LoginBody) -> LoggedIn:
     rt = _runtime(request)
     attempt_key = f"{_address(request)}\x00{user_key(data.username)}"
     if rt.login_failures is not None:
         _check_rate(rt.login_failures.retry_after(attempt_key))
+        # Counted as a failure before the hash and taken back on success: attempts checked
+        # concurrently would otherwise all pass the limit while their hashes are queued.
+        rt.login_failures.hit(attempt_key)
     account = rt.processor.state.accounts.get(user_key(data.username))
     if account is None:
         # Same work as a real check, so an unknown user cannot be told apart by timing.
@@ -131,9 +168,9 @@ async def login(request: Request[Any, Any, Any], data: LoginBody) -> LoggedIn:
     else:
         ok = await rt.verify_password(data.password, account.password_hash)
     if not ok:
-        if rt.login_failures is not None:
-            rt.login_failures.hit(attempt_key)
         raise Unauthenticated("invalid username or password", "invalid_credentials")
+    if rt.login_failures is not None:
+        rt.login_failures.undo(attempt_key)
     now = datetime.now(UTC)
     # The state may have moved during the hash: role and ban as they are now.
     state = rt.processor.state

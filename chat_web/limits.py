@@ -87,6 +87,15 @@ class WindowCounter:
         hits = self._hits.setdefault(key, deque(maxlen=self.limit))
         hits.append(now)
 
+    def undo(self, key: str) -> None:
+        """Take back one hit of `key`: a hit made in advance (before a slow check, so that
+        concurrent attempts count against the limit) for an attempt that did not count."""
+        hits = self._hits.get(key)
+        if hits:
+            hits.pop()
+            if not hits:
+                del self._hits[key]
+
     def reset(self, key: str) -> None:
         self._hits.pop(key, None)
 

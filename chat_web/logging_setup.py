@@ -93,7 +93,16 @@ def _not_refusal_noise(record: logging.LogRecord) -> bool:
     # uvicorn's sansio WebSocket protocol logs this error after a handshake refused with an
     # HTTP status through the `websocket.http.response` extension, although the refusal was
     # sent correctly (it only counts `websocket.accept` as completing the handshake).
-    return record.getMessage() != "ASGI callable returned without completing handshake."
+    message = record.getMessage()
+    if message == "Invalid UTF-8 sequence received from client.":
+        # A client's bad text frame, answered correctly with close 1007: one line, not a
+        # traceback (uvicorn logs it with `logger.exception`).
+        record.exc_info = None
+        record.exc_text = None
+        record.levelno, record.levelname = logging.INFO, "INFO"
+        record.msg, record.args = "invalid UTF-8 in a text frame, closed with 1007", None
+        return True
+    return message != "ASGI callable returned without completing handshake."
 
 
 class ConnectionLogger(logging.LoggerAdapter):  # type: ignore[type-arg]

@@ -291,6 +291,25 @@ class Client:
             self._pending.pop(request_id, None)
             raise AssertionError(f"no response to {method} within {timeout}s") from None
 
+    async def request_raw(
+        self, frame: str, request_id: str, timeout: float = DEFAULT_TIMEOUT * 6
+    ) -> dict[str, Any]:
+        """Send a frame as it is, and return the response whose id is `request_id` (a string
+        not of the `c<n>` form `request` uses); many may be in flight at once."""
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[request_id] = future
+        try:
+            await self.ws.send(frame)
+        except ConnectionClosed as e:
+            self._pending.pop(request_id, None)
+            raise ConnectionLost(request_id, e.rcvd.code if e.rcvd else None, "") from e
+        try:
+            async with asyncio.timeout(timeout):
+                return await future
+        except TimeoutError:
+            self._pending.pop(request_id, None)
+            raise AssertionError(f"no response to {request_id} within {timeout}s") from None
+
     async def call(self, method: str, /, **params: Any) -> dict[str, Any]:
         """Call `method` with named params; its result, or RpcError."""
         response = await self.request(method, params)

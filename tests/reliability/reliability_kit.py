@@ -1,0 +1,78 @@
+# The waits take an explicit `timeout` (seconds) on purpose, as in tests/e2e/helpers.py.
+# ruff: noqa: ASYNC109
+"""Helpers of the reliability tests: the e2e server subprocess class, sizes from the environment
+(so `bench/soak.py` can run the same tests larger) and the random seed."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+_E2E = Path(__file__).resolve().parent.parent / "e2e"
+if str(_E2E) not in sys.path:
+    sys.path.insert(0, str(_E2E))
+
+
+def _load_e2e_conftest() -> Any:
+    """tests/e2e/conftest.py under a name of its own, so it never clashes with a `conftest`."""
+    name = "e2e_conftest_for_reliability"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, _E2E / "conftest.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+ServerProcess: Any = _load_e2e_conftest().ServerProcess
+
+
+def size(name: str, default: int) -> int:
+    """A test size: `RELIABILITY_<NAME>` from the environment, else the CI default."""
+    return int(os.environ.get(f"RELIABILITY_{name.upper()}", default))
+
+
+def seed() -> int | None:
+    """RELIABILITY_SEED, to replay a failing run; None draws a fresh one."""
+    raw = os.environ.get("RELIABILITY_SEED")
+    return int(raw) if raw else None
+
+
+async def replay_verify(data_dir: Path) -> tuple[int, str]:
+    """Run `chat-cli replay --verify --data-dir DIR`; (exit code, output)."""
+    import asyncio
+
+    cli = Path(sys.executable).with_name("chat-cli")
+    proc = await asyncio.create_subprocess_exec(
+        str(cli),
+        "replay",
+        "--verify",
+        "--data-dir",
+        str(data_dir),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env={k: v for k, v in os.environ.items() if not k.startswith("CHAT")},
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(errors="replace")
+
+
+async def wait_for_log(server: Any, needle: str, timeout: float = 30.0) -> str:
+    """Wait until the server's current run logs a line containing `needle`; that line.
+
+    The log is filled by a thread, so this looks at it each 20 ms until found or `timeout`.
+    """
+    import asyncio
+
+    async with asyncio.timeout(timeout):
+        while True:
+            for line in server.log_lines[server.run_start :]:
+                if needle in line:
+                    return str(line)
+            await asyncio.sleep(0.02)
