@@ -1,6 +1,6 @@
 """`chat-cli chat`: the interactive session, tying the protocol client to the terminal.
 
-Two tasks run side by side: the input loop (a prompt-toolkit `PromptSession` under
+Two tasks run side by side: the input loop (`prompt.InputLine`, a prompt-toolkit session under
 `patch_stdout`, so lines printed while the user types appear above the input line and never
 garble it) and the event loop (notifications from `Session.events`, rendered by `ui`). When
 either ends (/quit, Ctrl-D, kicked, banned) the other is cancelled and the exit code says why.
@@ -13,14 +13,9 @@ import contextlib
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable
 from typing import Any
 
-from prompt_toolkit import PromptSession
 from prompt_toolkit.buffer import Buffer
-from prompt_toolkit.completion import CompleteEvent, Completer, Completion
-from prompt_toolkit.document import Document
-from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from prompt_toolkit.patch_stdout import patch_stdout
 from prompt_toolkit.utils import is_dumb_terminal
 from rich.console import Console
@@ -28,43 +23,14 @@ from rich.text import Text
 
 from chat_cli import commands as cmd
 from chat_cli import ui
-from chat_cli.session import (
-    ConnectionLost,
-    Ended,
-    Notice,
-    RpcError,
-    Session,
-    SessionEnded,
-    Status,
-)
+from chat_cli.prompt import InputLine
+from chat_cli.session import ConnectionLost, Ended, Notice, RpcError, Session, SessionEnded, Status
 from chat_core.rules import room_key
 
 EXIT_FOR_END = {"kicked": 3, "banned": 4, "closed": 0}
 TYPING_RESEND_SECONDS = 3.0  # below the server's 5 s expiry, so a long draft keeps showing
 TYPING_SHOW_SECONDS = 6.0  # forget a typist the server never said stopped
 SHOWN_LIMIT = 5_000  # message seqs remembered for dedupe between history and live
-
-
-class _Completer(Completer):
-    """Commands after `/`, rooms after /join and /switch, usernames elsewhere."""
-
-    def __init__(self, chat: Chat) -> None:
-        self.chat = chat
-
-    def get_completions(
-        self, document: Document, complete_event: CompleteEvent
-    ) -> Iterable[Completion]:
-        text = document.text_before_cursor
-        word = document.get_word_before_cursor(WORD=True)
-        if text.startswith("/") and " " not in text:
-            options: Iterable[str] = (f"/{name}" for name in cmd.COMMANDS)
-        elif text.startswith(("/join ", "/switch ", "/leave ")) and text.count(" ") == 1:
-            options = sorted(set(self.chat.joined) | self.chat.known_rooms)
-        else:
-            options = sorted(self.chat.known_users, key=str.lower)
-        for option in options:
-            if option.lower().startswith(word.lower()) and option != word:
-                yield Completion(option, start_position=-len(word))
 
 
 class Chat:
@@ -83,7 +49,7 @@ class Chat:
         self._shown: OrderedDict[int, None] = OrderedDict()
         self._typing_sent = 0.0
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._prompt: PromptSession[str] | None = None
+        self._input: InputLine | None = None
         self._reconnecting = False
         self.exit_code = 0
 
@@ -136,33 +102,16 @@ class Chat:
 
     # -- input -----------------------------------------------------------------------------
 
-    def prompt_text(self) -> str:
-        return f"[{self.current or 'no room'}] > "
-
-    def toolbar(self) -> str:
-        names = self.typists(self.current)
-        if not names:
-            return ""
-        return f"{', '.join(names)} {'is' if len(names) == 1 else 'are'} typing..."
-
     def typists(self, room_id: str | None) -> list[str]:
         now = time.monotonic()
         room = self.typing.get(room_id or "", {})
         return sorted(name for name, expiry in room.items() if expiry > now)
 
     async def input_loop(self) -> None:
-        dumb = is_dumb_terminal()
-        self._prompt = PromptSession(
-            key_bindings=_key_bindings(),
-            completer=_Completer(self),
-            complete_while_typing=False,
-            bottom_toolbar=None if dumb else self.toolbar,
-        )
-        self._prompt.default_buffer.on_text_changed += self._on_typing
+        self._input = InputLine(self, self._on_typing)
         while True:
-            try:
-                line = await self._prompt.prompt_async(self.prompt_text)
-            except (EOFError, KeyboardInterrupt):
+            line = await self._input.read()
+            if line is None:
                 return
             parsed = cmd.parse(line)
             if parsed is None:
@@ -363,8 +312,8 @@ class Chat:
                 self._status(item)
             elif isinstance(item, Notice):
                 await self.notice(item.method, item.params)
-            if self._prompt is not None and self._prompt.app.is_running:
-                self._prompt.app.invalidate()  # redraw the prompt: room or typists changed
+            if self._input is not None:
+                self._input.redraw()  # the room or the typists may have changed
 
     def _status(self, status: Status) -> None:
         if status.state == "reconnecting":
@@ -501,20 +450,6 @@ class Chat:
             for task in list(self._tasks):
                 task.cancel()
         return self.exit_code
-
-
-def _key_bindings() -> KeyBindings:
-    bindings = KeyBindings()
-
-    @bindings.add("c-d")
-    def _end_of_input(event: KeyPressEvent) -> None:
-        # prompt-toolkit's own Ctrl-D binding does not fire in dumb terminals: ours does.
-        if event.current_buffer.text:
-            event.current_buffer.delete()
-        else:
-            event.app.exit(exception=EOFError())
-
-    return bindings
 
 
 def _present(params: dict[str, Any]) -> dict[str, Any]:
