@@ -76,7 +76,6 @@ def _engine(url: str, synchronous: Synchronous, *, writer: bool, readonly: bool)
             # mode=ro: the replay tool can never write, even by accident, and works while the
             # server runs.
             url = f"sqlite+aiosqlite:///file:{path.absolute()}?mode=ro&uri=true"
-    if readonly:
         engine = create_async_engine(url, connect_args=connect_args, poolclass=NullPool)
     else:
         # One writer connection; a few readers (history pages, resume, retry look-ups).
