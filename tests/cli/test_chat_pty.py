@@ -340,6 +340,10 @@ def test_typing_is_announced_to_the_room(server: Server, tmp_path: Path) -> None
     alice.send("hel")
     alice.expect("hel")
     bob.expect(re.escape("alice is typing..."))
+    # A message arrives while alice is half-way through her line: it is shown, and her
+    # input survives intact (what she sends is exactly what she typed).
+    bob.sendline("hi while you type")
+    alice.expect("<bob> hi while you type")
     alice.sendline("lo")
     bob.expect("<alice> hello")
     for child in (alice, bob):
