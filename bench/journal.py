@@ -256,6 +256,15 @@ def _raw_run(path: Path, sync: str, batch: int, seconds: float, with_ids: bool) 
     )
 
 
+def _run_loop(coro: Any) -> Any:
+    """Run a coroutine on uvloop where it is installed (as `chat-web serve` does), else asyncio."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)
+
+
 def bench_append(
     syncs: list[str], submitters: int, seconds: float, workdir: Path, repeats: int
 ) -> list[Row]:
@@ -268,7 +277,8 @@ def bench_append(
             for _ in range(repeats):  # interleaved processor/raw pairs, best of each
                 tmp = Path(tempfile.mkdtemp(prefix="append-", dir=workdir))
                 try:
-                    p = asyncio.run(
+                    # The processor runs on the event loop the server runs it on (uvloop).
+                    p = _run_loop(
                         _processor_run(tmp / "proc.sqlite3", sync, submitters, seconds, with_ids)
                     )
                     batch = max(1, round(p.avg_batch))
