@@ -9,9 +9,11 @@ in flight, close the journal.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import os
+import signal
 import socket
 from types import FrameType
 from typing import Any
@@ -89,6 +91,9 @@ def _bind(host: str, port: int) -> socket.socket:
 
 async def serve(settings: Settings) -> None:
     """Run the server until a signal stops it. Raises ChatError/OSError on a failed start."""
+    # uvicorn handles SIGTERM and SIGINT once the port opens; until then (migrations, replay,
+    # seeding) they cancel start-up at its next await, so it unwinds in order and exits 0.
+    _stop_start_up_on_signals(asyncio.current_task())
     secret = resolve_jwt_secret(settings)
     url = database_url(settings)
     journal = await Journal.open(url, synchronous=settings.database.synchronous, migrate=True)
@@ -118,12 +123,28 @@ async def serve(settings: Settings) -> None:
         )
         config = _config(settings, create_app(rt))
         server = _Server(config, hub, banner)
+        _stop_start_up_on_signals(None)
         await server.serve(sockets=[sock])
     finally:
+        _stop_start_up_on_signals(None)
         if processor is not None:
             await processor.stop()
         await journal.close()
         log.info("stopped")
+
+
+_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def _stop_start_up_on_signals(task: asyncio.Task[Any] | None) -> None:
+    """Make SIGTERM/SIGINT cancel `task` (start-up), or with None hand them back."""
+    loop = asyncio.get_running_loop()
+    for sig in _STOP_SIGNALS:
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            if task is None:
+                loop.remove_signal_handler(sig)
+            else:
+                loop.add_signal_handler(sig, task.cancel)
 
 
 # CHAT_GC_FREEZE=1: after start-up, move everything alive (the replayed state, modules) into
@@ -162,9 +183,11 @@ def _config(settings: Settings, app: Any) -> uvicorn.Config:
 
 def run(settings: Settings) -> None:
     """Run `serve` on uvloop when available (uvicorn does not pick a loop for `serve`)."""
-    if _has("uvloop"):
-        import uvloop
+    # A signal during start-up cancels it (see `serve`): that is a requested stop, not an error.
+    with contextlib.suppress(asyncio.CancelledError):
+        if _has("uvloop"):
+            import uvloop
 
-        uvloop.run(serve(settings))
-    else:
-        asyncio.run(serve(settings))
+            uvloop.run(serve(settings))
+        else:
+            asyncio.run(serve(settings))
