@@ -104,16 +104,18 @@ def _require(actor: Account, role: Role) -> None:
         raise Forbidden(f"this needs the {role} role", "insufficient_role")
 
 
-def _room(state: ChatState, room_id: str) -> Room:
+def existing_room(state: ChatState, room_id: str) -> Room:
+    """The room named `room_id` (any letter case), or `room_not_found`."""
     room = state.rooms.get(room_key(room_id))
     if room is None:
         raise NotFound(f"no room {room_id!r}", "room_not_found")
     return room
 
 
-def _member_room(state: ChatState, actor: Account, room_id: str) -> Room:
-    room = _room(state, room_id)
-    if user_key(actor.username) not in room.members:
+def member_room(state: ChatState, username: str, room_id: str) -> Room:
+    """The room, if `username` is a member of it: else `room_not_found` or `not_a_member`."""
+    room = existing_room(state, room_id)
+    if user_key(username) not in room.members:
         raise NotAMember(f"you are not a member of {room.room_id!r}")
     return room
 
@@ -221,7 +223,7 @@ def _join(command: c.JoinRoom, state: ChatState) -> list[e.Event]:
 
 def _leave(command: c.LeaveRoom, state: ChatState) -> list[e.Event]:
     actor = _actor(command, state)
-    room = _member_room(state, actor, command.room_id)
+    room = member_room(state, actor.username, command.room_id)
     return [e.UserLeft(room_id=room.room_id, username=actor.username, reason="left")]
 
 
@@ -230,7 +232,7 @@ def _send(command: c.SendMessage, state: ChatState) -> list[e.Event]:
     if command.prior is not None:
         # An idempotent retry: the first result stands and nothing is appended again.
         return []
-    room = _member_room(state, actor, command.room_id)
+    room = member_room(state, actor.username, command.room_id)
     _check_text(command.text, command.limits.max_message_length)
     return [
         e.MessageSent(
@@ -257,7 +259,7 @@ def _kick(command: c.KickUser, state: ChatState) -> list[e.Event]:
     if command.room_id is None:
         rooms = rooms_of(state, target.username)
     else:
-        room = _room(state, command.room_id)
+        room = existing_room(state, command.room_id)
         if not is_member(state, target.username, room.room_id):
             raise NotAMember(f"{target.username} is not a member of {room.room_id!r}")
         rooms = [room.room_id]
@@ -330,7 +332,7 @@ def _announce(command: c.BroadcastAnnouncement, state: ChatState) -> list[e.Even
 def _delete_room(command: c.DeleteRoom, state: ChatState) -> list[e.Event]:
     actor = _actor(command, state)
     _require(actor, "admin")
-    room = _room(state, command.room_id)
+    room = existing_room(state, command.room_id)
     members = tuple(room.members[key] for key in sorted(room.members.keys()))
     return [
         e.RoomDeleted(

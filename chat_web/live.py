@@ -18,8 +18,7 @@ from typing import Any
 import msgspec
 
 from chat_core import commands as c
-from chat_core.decider import decide
-from chat_core.errors import NotFound
+from chat_core.decider import decide, existing_room
 from chat_core.rpc import encode_notification
 from chat_core.rules import user_key
 from chat_web.runtime import Runtime
@@ -41,9 +40,7 @@ def send_live(rt: Runtime, command: c.SendMessage) -> dict[str, Any]:
     """Check `command` against the live state and deliver it now; the send_message result."""
     state = rt.processor.state
     decide(command, state)  # raises the same rejections as a journaled send
-    room = state.rooms.get(command.room_id)
-    if room is None:  # decide already refused it; keeps the type checker honest
-        raise NotFound(f"no room {command.room_id!r}", "room_not_found")
+    room = existing_room(state, command.room_id)
     message = LiveMessage(
         message_id=max(next(_ids), state.last_message_id + 1),
         room_id=room.room_id,

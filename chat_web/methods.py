@@ -15,12 +15,11 @@ from chat_core import commands as c
 from chat_core import events as e
 from chat_core import rpc_params as p
 from chat_core import views
-from chat_core.decider import authorize
-from chat_core.errors import InvalidParams, NotAMember, NotFound, RateLimited
+from chat_core.decider import authorize, existing_room, member_room
+from chat_core.errors import InvalidParams, RateLimited
 from chat_core.processor import Outcome
 from chat_core.rpc import Call
 from chat_core.rules import room_key, user_key
-from chat_core.state import ChatState, Room
 from chat_web.connection import Connection
 from chat_web.live import send_live
 from chat_web.runtime import Runtime
@@ -48,20 +47,6 @@ def _room_or_current(conn: Connection, room_id: str | None) -> str:
     return conn.current_room
 
 
-def _existing_room(state: ChatState, room_id: str) -> Room:
-    room = state.rooms.get(room_key(room_id))
-    if room is None:
-        raise NotFound(f"no room {room_id!r}", "room_not_found")
-    return room
-
-
-def _member_room(state: ChatState, conn: Connection, room_id: str) -> Room:
-    room = _existing_room(state, room_id)
-    if conn.key not in room.members:
-        raise NotAMember(f"you are not a member of {room.room_id!r}")
-    return room
-
-
 # --- writes ----------------------------------------------------------------------------------
 
 
@@ -69,7 +54,7 @@ async def join_room(rt: Runtime, conn: Connection, params: p.JoinRoomParams, at:
     command = c.JoinRoom(actor=conn.username, at=at, limits=rt.limits, room_name=params.room_name)
     outcome = await rt.processor.submit(command)
     room_id = room_key(params.room_name)
-    room = _existing_room(outcome.state, room_id)
+    room = existing_room(outcome.state, room_id)
     conn.current_room = room.room_id
     window = rt.settings.chat.history_on_join
     history = list(room.recent[-window:]) if window else []
@@ -201,7 +186,7 @@ async def start_typing(
 ) -> Any:
     state = rt.processor.state
     account = authorize(state, conn.username, at)
-    room = _member_room(state, conn, _room_or_current(conn, params.room_id))
+    room = member_room(state, conn.username, _room_or_current(conn, params.room_id))
     rt.hub.typing.start(conn.key, account.username, room.room_id)
     return {}
 
@@ -211,7 +196,7 @@ async def stop_typing(
 ) -> Any:
     state = rt.processor.state
     authorize(state, conn.username, at)
-    room = _member_room(state, conn, _room_or_current(conn, params.room_id))
+    room = member_room(state, conn.username, _room_or_current(conn, params.room_id))
     rt.hub.typing.stop(conn.key, room.room_id)
     return {}
 
@@ -230,7 +215,7 @@ async def list_members(
 ) -> Any:
     state = rt.processor.state
     authorize(state, conn.username, at)
-    return views.list_members(state, _existing_room(state, params.room_id), rt.hub.is_online)
+    return views.list_members(state, existing_room(state, params.room_id), rt.hub.is_online)
 
 
 async def get_history(
@@ -238,7 +223,7 @@ async def get_history(
 ) -> Any:
     state = rt.processor.state
     authorize(state, conn.username, at)
-    room = _member_room(state, conn, params.room_id)
+    room = member_room(state, conn.username, params.room_id)
     limit = min(params.limit, MAX_HISTORY_PAGE)
     before = params.before_seq
     # The in-memory window answers when it holds the whole page and one more message (so
