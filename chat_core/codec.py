@@ -125,6 +125,41 @@ def decode_rows(rows: Iterable[tuple[Any, ...]]) -> list[e.Recorded]:
     return out
 
 
+class PackedMessage(msgspec.Struct, array_like=True, frozen=True, gc=False, tag="m"):
+    """A message_sent row of a packed replay page (see `Journal.packed_pages`). `event` is the
+    payload decoded when it has the current version, else still its JSON text."""
+
+    seq: int
+    at: int
+    version: int
+    event: e.MessageSent | str
+
+
+class PackedEvent(msgspec.Struct, array_like=True, frozen=True, gc=False, tag="e"):
+    """Any other row of a packed replay page; `event` as in `PackedMessage`."""
+
+    seq: int
+    tag: str
+    version: int
+    at: int
+    actor: str
+    command_id: str | None
+    event: e.Event | str
+
+
+_packed_decoder = msgspec.json.Decoder(list[PackedMessage | PackedEvent])
+
+
+def decode_packed(body: bytes) -> list[PackedMessage | PackedEvent] | None:
+    """A packed page's rows, or None if it does not decode as a whole (a corrupt row, or a
+    value of an unexpected type): the caller then reads the page row by row, which names it.
+    """
+    try:
+        return _packed_decoder.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+
+
 def decode_row(
     seq: int,
     tag: str,

@@ -17,9 +17,9 @@ import fcntl
 import json
 import os
 import sqlite3
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import aclosing
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple, TypeVar
 
 from sqlalchemy import event as sa_event
 from sqlalchemy import func, select
@@ -36,6 +36,7 @@ from chat_core.state import Message
 from chat_core.tables import INSERT_SQL, events
 
 Synchronous = Literal["FULL", "NORMAL"]
+_Page = TypeVar("_Page")
 
 _COLUMNS = (
     events.c.seq,
@@ -66,6 +67,50 @@ _REPLAY_SQL = (
     " iif(tag = 'message_sent', NULL, actor), iif(tag = 'message_sent', NULL, command_id)"
     " FROM events WHERE seq > ? AND seq <= ? ORDER BY seq"
 )
+
+
+# A replay page is built by SQLite as one JSON array, so that a page is one value to fetch
+# and one msgspec call to decode instead of 7 Python objects per row: SQLite builds it in the
+# driver's thread without the GIL, in parallel with the fold of the previous page. A message
+# row is `["m", seq, recorded_at, version, payload]` (folding it needs neither actor nor
+# command id), any other `["e", seq, tag, version, recorded_at, actor, command_id, payload]`
+# (see codec.PackedMessage and PackedEvent). A payload whose version is not the current one
+# of its tag goes as a JSON string, decoded one by one with upcasting. Columns go through %s,
+# so a value of an unexpected type breaks the page's decode (replay then reads that page
+# row by row, which names the row) instead of being coerced.
+_PACKED_ROW = (
+    "iif(tag = 'message_sent',"
+    " printf('[\"m\",%s,%s,%s,%s]', seq, recorded_at, version,"
+    " iif(version = {message_version}, payload, json_quote(payload))),"
+    " printf('[\"e\",%s,%s,%s,%s,%s,%s,%s]', seq, json_quote(tag), version, recorded_at,"
+    " json_quote(actor), json_quote(command_id),"
+    " iif(version = {current}, payload, json_quote(payload))))"
+)
+# group_concat follows the subquery's order; SQLite 3.44 can also say so explicitly.
+_ORDERED = " ORDER BY seq" if sqlite3.sqlite_version_info >= (3, 44) else ""
+_PACKED_SQL = (
+    "SELECT count(*), max(seq), CAST('[' || group_concat({row}, ','{ordered}) || ']' AS BLOB)"
+    " FROM (SELECT seq, tag, version, payload, actor, command_id, recorded_at FROM events"
+    " WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT {limit})"
+)
+
+
+class PackedPage(NamedTuple):
+    """The `size` rows with after < seq <= last, as one JSON array."""
+
+    after: int
+    last: int
+    size: int
+    body: bytes
+
+
+def _packed_sql(page_size: int) -> str:
+    # The current version of each tag, read at call time (tests may add versions).
+    current = " ".join(f"WHEN '{tag}' THEN {v}" for tag, v in codec.VERSIONS.items())
+    row = _PACKED_ROW.format(
+        message_version=int(codec.VERSIONS["message_sent"]), current=f"CASE tag {current} END"
+    )
+    return _PACKED_SQL.format(row=row, ordered=_ORDERED, limit=int(page_size))
 
 
 def _engine(url: str, synchronous: Synchronous, *, writer: bool, readonly: bool) -> AsyncEngine:
@@ -332,6 +377,26 @@ class Journal:
             async for rows in pages:
                 yield rows
 
+    async def packed_pages(
+        self, after: int = 0, until: int | None = None, page_size: int = 10_000
+    ) -> AsyncGenerator[PackedPage, None]:
+        """The rows replay folds, a page at a time, each page one JSON array (`_PACKED_ROW`)."""
+        sql = _packed_sql(page_size)
+        upper = until if until is not None else 2**62
+        async with self._reader.connect() as conn:
+            raw = await conn.get_raw_connection()
+            driver = raw.driver_connection
+            assert driver is not None
+
+            async def page(start: int) -> PackedPage | None:
+                # One round trip; the aggregate always gives one row.
+                ((count, last, body),) = await driver.execute_fetchall(sql, (start, upper))
+                return PackedPage(start, last, count, body) if count else None
+
+            async with aclosing(_prefetching(page, after, lambda p: p.last)) as pages:
+                async for packed in pages:
+                    yield packed
+
     async def _pages(
         self, sql: str, after: int, until: int | None, page_size: int
     ) -> AsyncGenerator[list[tuple[Any, ...]], None]:
@@ -342,28 +407,15 @@ class Journal:
             driver = raw.driver_connection
             assert driver is not None
 
-            async def page(start: int) -> list[tuple[Any, ...]]:
+            async def page(start: int) -> list[tuple[Any, ...]] | None:
                 # Keyset pages over the primary key: each page is one indexed range scan,
                 # read through the driver directly (no per-row ORM or Core processing), in
                 # one round trip to the driver's thread.
-                return list(await driver.execute_fetchall(sql, (start, upper)))
+                return list(await driver.execute_fetchall(sql, (start, upper))) or None
 
-            rows = await page(after)
-            following: asyncio.Future[list[tuple[Any, ...]]] | None = None
-            try:
-                while rows:
-                    # Read the next page in the driver's thread while the caller folds this
-                    # one (sqlite3 releases the GIL while it steps).
-                    following = asyncio.ensure_future(page(rows[-1][0]))
+            async with aclosing(_prefetching(page, after, lambda rows: rows[-1][0])) as pages:
+                async for rows in pages:
                     yield rows
-                    rows = await following
-                    following = None
-            finally:
-                if following is not None:
-                    # A caller that stopped early: let the read finish before the connection
-                    # goes back to the pool.
-                    with contextlib.suppress(Exception):
-                        await following
 
     async def history(
         self, room_id: str, before_seq: int | None, limit: int, after_seq: int = 0
@@ -425,6 +477,31 @@ def _message(recorded: e.Recorded) -> Message:
         timestamp=recorded.at,
         client_msg_id=event.client_msg_id,
     )
+
+
+async def _prefetching(
+    fetch: Callable[[int], Awaitable[_Page | None]], after: int, last_of: Callable[[_Page], int]
+) -> AsyncGenerator[_Page, None]:
+    """Pages from `fetch(after)` on, until None; each next page is read while the caller
+    works on the current one (the driver's thread: sqlite3 releases the GIL while it steps).
+    """
+    page = await fetch(after)
+    following: asyncio.Future[_Page | None] | None = None
+    try:
+        while page is not None:
+            following = asyncio.ensure_future(fetch(last_of(page)))
+            # Let the task hand its query to the driver's thread now: the caller folds the
+            # page without awaiting, so otherwise the read would only start after it.
+            await asyncio.sleep(0)
+            yield page
+            page = await following
+            following = None
+    finally:
+        if following is not None:
+            # A caller that stopped early: let the read finish before the connection goes
+            # back to the pool.
+            with contextlib.suppress(Exception):
+                await following
 
 
 async def _hold(engine: AsyncEngine) -> tuple[AsyncConnection, Any]:

@@ -1,18 +1,20 @@
 """Rebuild the live state by folding the whole journal, a page at a time.
 
-The result is exactly `fold(initial_state(window), every event)`, but the hot path is cheaper:
-a run of `message_sent` rows is folded in bulk. Each message goes, still raw (seq, recorded
-time, decoded event), into its room's bounded deque; only the last `history_window` of each
-room become `Message` values (with a datetime) when the run is flushed, and the room's
-`message_count` and the state's `last_message_id` are kept as plain integers meanwhile.
-"""
+The result is exactly `fold(initial_state(window), every event)`, but the hot path is cheaper.
+Each page arrives packed by SQLite into one JSON array (`Journal.packed_pages`) and is decoded
+by one msgspec call, while the driver's thread packs the next. A run of `message_sent` rows is
+folded in bulk: each message goes, still raw (its packed row), into its room's bounded deque;
+only the last `history_window` of each room become `Message` values (with a datetime) when
+the run is flushed, and the room's `message_count` and the state's `last_message_id` are kept
+as plain integers meanwhile. A page that does not decode as a whole is read again row by row,
+which names the row that cannot be decoded."""
 
 from __future__ import annotations
 
 import gc
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import aclosing
 from datetime import timedelta
 from typing import Any, Final
@@ -24,7 +26,7 @@ from chat_core import codec
 from chat_core import events as e
 from chat_core.errors import CorruptJournal
 from chat_core.evolve import evolve
-from chat_core.journal import Journal
+from chat_core.journal import Journal, PackedPage
 from chat_core.state import ChatState, Message, initial_state
 
 # The events that may be folded with `evolve` in the middle of a run of pending messages:
@@ -49,6 +51,9 @@ _MESSAGE_VERSION: Final = codec.VERSIONS["message_sent"]
 _EPOCH: Final = codec._EPOCH
 
 
+Packed = codec.PackedMessage | codec.PackedEvent
+
+
 class ReplayReport(msgspec.Struct, frozen=True, kw_only=True):
     events: int
     seconds: float
@@ -62,7 +67,7 @@ class _BulkFolder:
         self.state = state
         self.window = state.history_window
         # room id -> the last `window` messages of the run, raw; and how many the run had.
-        self.pending: dict[str, deque[tuple[int, int, e.MessageSent]]] = {}
+        self.pending: dict[str, deque[codec.PackedMessage]] = {}
         self.counts: dict[str, int] = {}
 
     def flush(self) -> None:
@@ -71,22 +76,10 @@ class _BulkFolder:
             return
         rooms = self.state.rooms
         window = self.window
-        epoch = _EPOCH
         for room_id, run in self.pending.items():
             room = rooms[room_id]
             if window > 0:
-                messages = [
-                    Message(
-                        seq=seq,
-                        message_id=event.message_id,
-                        room_id=event.room_id,
-                        username=event.username,
-                        text=event.text,
-                        timestamp=epoch + timedelta(0, at // 1_000_000, at % 1_000_000),
-                        client_msg_id=event.client_msg_id,
-                    )
-                    for seq, at, event in run
-                ]
+                messages = [_message(row) for row in run]
                 recent: tuple[Message, ...] = (*room.recent, *messages)[-window:]
             else:
                 recent = ()
@@ -97,7 +90,22 @@ class _BulkFolder:
         self.state = replace(self.state, rooms=rooms)
 
     def feed(self, rows: list[tuple[Any, ...]]) -> None:
-        decode = codec._decoder.decode
+        """Fold rows as `Journal.replay_rows` reads them (payloads still JSON text)."""
+        other = codec.PackedEvent
+        self.feed_packed(
+            [
+                _message_row(seq, at, version, payload)
+                if tag is None
+                else other(
+                    seq, tag, version, at, actor, command_id, _decode(seq, tag, version, payload)
+                )
+                for seq, tag, version, payload, at, actor, command_id in rows
+            ]
+        )
+
+    def feed_packed(self, rows: Sequence[Packed]) -> None:
+        """Fold decoded rows in seq order (a payload still JSON text is an older version)."""
+        message_row = codec.PackedMessage
         message_cls = e.MessageSent
         pending = self.pending
         counts = self.counts
@@ -107,23 +115,16 @@ class _BulkFolder:
         seq = state.seq
         last_id = state.last_message_id
         for row in rows:
-            row_seq, tag, version, payload, at, actor, command_id = row
-            if tag is None:  # message_sent (see Journal.replay_rows)
-                if version == _MESSAGE_VERSION:
-                    try:
-                        event = decode(payload)
-                    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                        raise CorruptJournal(row_seq, str(exc)) from exc
-                else:
-                    event = codec.decode_event(row_seq, "message_sent", version, payload)
-                if type(event) is not message_cls:
-                    raise CorruptJournal(
-                        row_seq, f"payload type {e.tag_of(event)!r} under tag 'message_sent'"
-                    )
-                seq = row_seq
-                if event.message_id > last_id:
-                    last_id = event.message_id
-                room_id = event.room_id
+            if type(row) is message_row:
+                message = row.event
+                if type(message) is not message_cls:
+                    row = _upcast_message(row)  # an older version, or the wrong payload
+                    message = row.event
+                assert type(message) is message_cls
+                seq = row.seq
+                if message.message_id > last_id:
+                    last_id = message.message_id
+                room_id = message.room_id
                 run = pending.get(room_id)
                 if run is None:
                     if room_id not in rooms:
@@ -132,15 +133,21 @@ class _BulkFolder:
                     counts[room_id] = 1
                 else:
                     counts[room_id] += 1
-                run.append((row_seq, at, event))
+                run.append(row)
             else:
-                (recorded,) = codec.decode_rows(
-                    [(row_seq, tag, version, payload, actor, command_id, at)]
+                assert type(row) is codec.PackedEvent
+                at = row.at
+                recorded = e.Recorded(
+                    seq=row.seq,
+                    at=_EPOCH + timedelta(0, at // 1_000_000, at % 1_000_000),
+                    actor=row.actor,
+                    event=_event(row),
+                    command_id=row.command_id,
                 )
                 # Bring the state up to date with the run (seq, last_message_id; and the
                 # rooms, unless the event cannot touch what the run changes).
                 self.state = replace(state, seq=seq, last_message_id=last_id)
-                if tag not in _RUN_SAFE_TAGS:
+                if row.tag not in _RUN_SAFE_TAGS:
                     self.flush()
                 self.state = state = evolve(self.state, recorded)
                 rooms = state.rooms
@@ -153,12 +160,85 @@ class _BulkFolder:
         return self.state
 
 
+def _message(row: codec.PackedMessage) -> Message:
+    event = row.event
+    assert isinstance(event, e.MessageSent)  # decoded before it was queued
+    at = row.at
+    return Message(
+        seq=row.seq,
+        message_id=event.message_id,
+        room_id=event.room_id,
+        username=event.username,
+        text=event.text,
+        timestamp=_EPOCH + timedelta(0, at // 1_000_000, at % 1_000_000),
+        client_msg_id=event.client_msg_id,
+    )
+
+
+def _upcast_message(row: codec.PackedMessage) -> codec.PackedMessage:
+    """A message row whose payload is an older version, lifted (any other payload raises)."""
+    assert isinstance(row.event, str)
+    event = codec.decode_event(row.seq, "message_sent", row.version, row.event)
+    return codec.PackedMessage(row.seq, row.at, row.version, _checked_message(row.seq, event))
+
+
+def _checked_message(seq: int, event: e.Event) -> e.MessageSent:
+    if not isinstance(event, e.MessageSent):
+        raise CorruptJournal(seq, f"payload type {e.tag_of(event)!r} under tag 'message_sent'")
+    return event
+
+
+def _message_row(seq: int, at: int, version: int, payload: str | bytes) -> codec.PackedMessage:
+    """A message row read on its own, as the packed page would have it."""
+    event = _decode(seq, "message_sent", version, payload)
+    if not isinstance(event, str):
+        event = _checked_message(seq, event)
+    return codec.PackedMessage(seq, at, version, event)
+
+
+def _event(row: codec.PackedEvent) -> e.Event:
+    """The event of any other row: lifted if an older version, checked against its tag."""
+    event = row.event
+    if isinstance(event, str):
+        return codec.decode_event(row.seq, row.tag, row.version, event)
+    expected = codec._CLASSES.get(row.tag)
+    if expected is None:
+        raise CorruptJournal(row.seq, f"unknown event tag {row.tag!r}")
+    if type(event) is not expected:
+        raise CorruptJournal(row.seq, f"payload type {e.tag_of(event)!r} under tag {row.tag!r}")
+    return event
+
+
+def _decode(seq: int, tag: str, version: int, payload: str | bytes) -> e.Event | str:
+    """A row's payload decoded if it has its tag's current version, else left as text."""
+    if version != codec.VERSIONS.get(tag):
+        return payload if isinstance(payload, str) else payload.decode(errors="replace")
+    try:
+        event: e.Event = codec._decoder.decode(payload)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise CorruptJournal(seq, str(exc)) from exc
+    return event
+
+
+def _well_formed(page: PackedPage, rows: list[Packed]) -> bool:
+    """The decoded page has the rows SQLite counted, in strictly increasing seq order: no
+    payload's text spilled over into a neighbour's."""
+    if len(rows) != page.size or rows[-1].seq != page.last:
+        return False
+    previous = page.after
+    for row in rows:
+        if row.seq <= previous:
+            return False
+        previous = row.seq
+    return True
+
+
 async def replay(
     journal: Journal,
     *,
     history_window: int = 50,
     until: int | None = None,
-    page_size: int = 10_000,
+    page_size: int = 20_000,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[ChatState, ReplayReport]:
     """Fold the journal (up to `until`) into a fresh state.
@@ -175,10 +255,18 @@ async def replay(
     gc.disable()
     try:
         # aclosing: a row that fails to decode must still return the reader connection.
-        async with aclosing(journal.replay_rows(0, until, page_size)) as pages:
-            async for rows in pages:
-                folder.feed(rows)
-                count += len(rows)
+        async with aclosing(journal.packed_pages(0, until, page_size)) as pages:
+            async for page in pages:
+                rows = codec.decode_packed(page.body)
+                if rows is not None and _well_formed(page, rows):
+                    folder.feed_packed(rows)
+                else:
+                    # Something in the page is not as written: read it row by row, which
+                    # names the row (CorruptJournal) or folds it if it was only unusual.
+                    async with aclosing(journal.replay_rows(page.after, page.last)) as slow:
+                        async for raw_rows in slow:
+                            folder.feed(raw_rows)
+                count += page.size
                 if progress is not None:
                     progress(count)
         state = folder.finish()

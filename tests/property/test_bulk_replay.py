@@ -234,3 +234,113 @@ def test_an_undecodable_message_row_raises_corrupt_journal_with_its_seq(template
                 await journal.close()
 
     asyncio.run(run())
+
+
+def _insert_raw(path: Path, rows: list[tuple[int, str, int, str]]) -> None:
+    """Rows (seq, tag, version, payload) written behind the journal's back, as an old server
+    (or a corruption) would have left them."""
+    with sqlite3.connect(path) as conn:
+        conn.executemany(
+            "INSERT INTO events (seq, stream, tag, version, payload, actor, command_id,"
+            " recorded_at) VALUES (?, 'general', ?, ?, ?, 'bob', NULL, 0)",
+            rows,
+        )
+    conn.close()
+
+
+def _lift_user_left_v0(payload: dict) -> dict:
+    return {"type": "user_left", "room_id": payload["room_id"], "username": payload["user"]}
+
+
+def _lift_message_v0(payload: dict) -> dict:
+    return {**{k: v for k, v in payload.items() if k != "body"}, "text": payload["body"]}
+
+
+def test_rows_of_older_versions_are_upcast_in_the_middle_of_a_page(template, monkeypatch) -> None:
+    """A replay page is decoded in one call; rows of an older version still go through their
+    upcasters, in seq order among the current ones."""
+    monkeypatch.setitem(codec.UPCASTERS, ("user_left", 0), _lift_user_left_v0)
+    monkeypatch.setitem(codec.UPCASTERS, ("message_sent", 0), _lift_message_v0)
+    records = _recorded(
+        [
+            e.RoomCreated(room_id="general", room_name="general", created_by="bob"),
+            e.UserJoined(room_id="general", username="bob"),
+            e.MessageSent(message_id=1, room_id="general", username="bob", text="one"),
+        ]
+    )
+    old = [
+        (
+            4,
+            "message_sent",
+            0,
+            '{"type": "message_sent", "message_id": 2, "room_id": "general",'
+            ' "username": "bob", "body": "two"}',
+        ),
+        (5, "user_left", 0, '{"type": "user_left", "room_id": "general", "user": "bob"}'),
+    ]
+
+    async def run() -> tuple[ChatState, ChatState]:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "j.db"
+            shutil.copy(template, path)
+            journal = await Journal.open(_url(path))
+            await journal.append(0, records)
+            await journal.close()
+            _insert_raw(path, old)
+            journal = await Journal.open(_url(path))
+            try:
+                await journal.append(
+                    5, _recorded_from(6, [e.UserJoined(room_id="general", username="carol")])
+                )
+                replayed, _ = await replay(journal, history_window=5)
+                expected_rows = [r async for page in journal.read() for r in page]
+                return replayed, fold(initial_state(5), expected_rows)
+            finally:
+                await journal.close()
+
+    replayed, expected = asyncio.run(run())
+    assert replayed == expected
+    room = replayed.rooms["general"]
+    assert [m.text for m in room.recent] == ["one", "two"]
+    assert set(room.members) == {"carol"}
+
+
+def _recorded_from(first_seq: int, events: list[e.Event]) -> list[e.Recorded]:
+    return [
+        e.Recorded(seq=seq, at=T0, actor="bob", event=event)
+        for seq, event in enumerate(events, start=first_seq)
+    ]
+
+
+def test_a_payload_that_spills_into_the_next_row_is_named_not_folded(template) -> None:
+    """A payload crafted to close its row and open another inside the packed page: the page
+    no longer has the rows SQLite counted, so it is read row by row, which names the row."""
+    records = _recorded(
+        [
+            e.RoomCreated(room_id="general", room_name="general", created_by="bob"),
+            e.MessageSent(message_id=1, room_id="general", username="bob", text="ok"),
+        ]
+    )
+    message = (
+        '{"type": "message_sent", "message_id": %d, "room_id": "general",'
+        ' "username": "bob", "text": "x", "client_msg_id": null}'
+    )
+    spilled = (message % 2) + '],["m",99,0,1,' + (message % 3)
+
+    async def run() -> int:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "j.db"
+            shutil.copy(template, path)
+            journal = await Journal.open(_url(path))
+            await journal.append(0, records)
+            await journal.close()
+            _insert_raw(path, [(3, "message_sent", 1, spilled)])
+            journal = await Journal.open(_url(path))
+            try:
+                with pytest.raises(CorruptJournal) as info:
+                    await replay(journal)
+                return info.value.seq
+            finally:
+                await journal.close()
+
+    assert asyncio.run(run()) == 3
