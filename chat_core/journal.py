@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import functools
 import json
 import os
 import sqlite3
@@ -93,6 +94,18 @@ _PACKED_SQL = (
     " FROM (SELECT seq, tag, version, payload, actor, command_id, recorded_at FROM events"
     " WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT {limit})"
 )
+
+
+# One multi-row INSERT per append (see Journal._write), within SQLite's limit on bound
+# variables (32766 since 3.32, 999 before); larger batches take an explicit transaction.
+_MAX_VARIABLES = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
+_MAX_ROWS_PER_INSERT = _MAX_VARIABLES // 8  # columns per row
+
+
+@functools.lru_cache(maxsize=256)
+def _insert_sql(rows: int) -> str:
+    """INSERT_SQL with `rows` rows of values: the driver caches each as a prepared statement."""
+    return INSERT_SQL + ", (?, ?, ?, ?, ?, ?, ?, ?)" * (rows - 1)
 
 
 class PackedPage(NamedTuple):
@@ -308,29 +321,38 @@ class Journal:
     async def _write(self, driver: Any, expected_head: int, rows: list[tuple[Any, ...]]) -> None:
         """One transaction on the held writer connection (its driver level: aiosqlite).
 
-        Two round trips to the driver's thread when the head is known: the executemany
-        (sqlite3 begins the transaction IMMEDIATE, taking the write lock, before its first
-        INSERT) and the COMMIT. The head is then the last seq this journal committed: another
-        writer (this code, elsewhere) can only have written the dense seqs after it, so the
-        batch's first row would collide with its rows on the primary key (a conflict).
+        When the head is known, the whole batch is one multi-row INSERT run in autocommit
+        mode: SQLite makes that single statement its own transaction (all rows or none,
+        committed and synced before it returns), so an append is one round trip to the
+        driver's thread, and the thread holds the GIL only to bind the values, not between
+        rows (an `executemany` takes it back after every row, waiting on whatever the event
+        loop is doing meanwhile). The head is then the last seq this journal committed:
+        another writer (this code, elsewhere) can only have written the dense seqs after it,
+        so the batch's first row would collide with its rows on the primary key (a conflict).
         """
         try:
-            if self._head is None:
-                # First append, or after a failure: read the head under the write lock.
-                await driver.execute("BEGIN IMMEDIATE")
-                head_rows = await driver.execute_fetchall(_HEAD_SQL)
-                self._head = int(next(iter(head_rows))[0])
-                if self._head != expected_head:
-                    raise JournalConflict(
-                        f"another writer moved the journal head to {self._head},"
-                        f" expected {expected_head}"
-                    )
+            if self._head is not None and len(rows) <= _MAX_ROWS_PER_INSERT:
+                await driver.execute(
+                    _insert_sql(len(rows)), [value for row in rows for value in row]
+                )
+                return
+            # First append, after a failure, or a batch too large for one statement: an
+            # explicit transaction that reads the head under the write lock.
+            await driver.execute("BEGIN IMMEDIATE")
+            head_rows = await driver.execute_fetchall(_HEAD_SQL)
+            self._head = int(next(iter(head_rows))[0])
+            if self._head != expected_head:
+                raise JournalConflict(
+                    f"another writer moved the journal head to {self._head},"
+                    f" expected {expected_head}"
+                )
             await driver.executemany(INSERT_SQL, rows)
-            await driver.commit()
+            await driver.execute("COMMIT")
         except BaseException:
             self._head = None
-            with contextlib.suppress(Exception):
-                await driver.rollback()
+            if driver.in_transaction:
+                with contextlib.suppress(Exception):
+                    await driver.execute("ROLLBACK")
             raise
 
     async def _writer_driver(self) -> Any:
@@ -338,10 +360,8 @@ class Journal:
         if self._writer_driver_conn is None:
             assert self._writer is not None
             conn, driver = await _hold(self._writer)
-            # sqlite3's own transaction handling, for this connection only: a BEGIN IMMEDIATE
-            # before the first INSERT of a batch, so the executemany starts the transaction
-            # without a round trip of its own.
-            driver.isolation_level = "IMMEDIATE"
+            # Autocommit at the driver level: `_write` says where transactions begin and end.
+            driver.isolation_level = None
             self._writer_conn = conn
             self._writer_driver_conn = driver
         return self._writer_driver_conn

@@ -188,3 +188,17 @@ async def test_a_row_written_by_another_writer_makes_the_next_append_conflict(jo
         await journal.append(1, [_other(2)])
     await journal.append(2, [_other(3)])
     assert [r.seq for r in await _all(journal)] == [1, 2, 3]
+
+
+async def test_a_batch_too_large_for_one_insert_statement_is_one_transaction(journal):
+    # Appends are one multi-row INSERT up to SQLite's limit on bound variables; a larger
+    # batch takes an explicit transaction, still all or nothing.
+    await journal.append(0, [_other(1)])
+    big = [_message(seq, seq) for seq in range(2, 6_002)]
+    await journal.append(1, big)
+    assert await journal.head() == 6_001
+    with pytest.raises(JournalConflict):
+        await journal.append(6_001, [_message(seq, seq, cmid="x") for seq in range(6_002, 12_002)])
+    assert await journal.head() == 6_001
+    records = await _all(journal)
+    assert records[1:] == big
