@@ -72,6 +72,8 @@ class ServerSettings(Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     port: Port = 3000
     max_frame_bytes: PositiveInt = 65536
     send_queue_limit: PositiveInt = 1024
+    # After start-up, freeze what is alive and collect the young generation less often.
+    gc_freeze: bool = True
     cors: CorsSettings = field(default_factory=CorsSettings)
 
 

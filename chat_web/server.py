@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import gc
 import logging
-import os
 import signal
 import socket
 from types import FrameType
@@ -112,7 +111,7 @@ async def serve(settings: Settings) -> None:
         processor.start()
         rt = Runtime.build(settings, journal, processor, hub, secret)
         await seed(rt)
-        _tune_gc()
+        _tune_gc(settings)
         sock = _bind(settings.server.host, settings.server.port)
         host, port = sock.getsockname()[:2]
         where = sqlite_path(settings) or url
@@ -147,16 +146,15 @@ def _stop_start_up_on_signals(task: asyncio.Task[Any] | None) -> None:
                 loop.add_signal_handler(sig, task.cancel)
 
 
-# CHAT_GC_FREEZE=1: after start-up, move everything alive (the replayed state, modules) into
-# the garbage collector's permanent generation and collect the young generation less often,
-# so full collections stop walking the whole state while the server is answering.
-# bench/run.py's latency scenario measures it; off by default.
-GC_FREEZE_ENV = "CHAT_GC_FREEZE"
+# server.gc_freeze (default on): after start-up, move everything alive (the replayed state,
+# modules) into the garbage collector's permanent generation and collect the young generation
+# less often, so collections stop walking the whole state while the server is answering.
+# bench/run.py's latency scenario measures both ways.
 GC_THRESHOLDS = (50_000, 20, 100)
 
 
-def _tune_gc() -> None:
-    if os.environ.get(GC_FREEZE_ENV, "").strip().lower() not in ("1", "true", "yes", "on"):
+def _tune_gc(settings: Settings) -> None:
+    if not settings.server.gc_freeze:
         return
     gc.collect()
     gc.freeze()

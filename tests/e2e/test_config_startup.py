@@ -149,3 +149,14 @@ async def test_cors_can_be_restricted_to_listed_origins(start_server: Any) -> No
         assert ok.headers.get("access-control-allow-origin") == allowed
         other = await chat.http.get("/health", headers={"Origin": "https://evil.example"})
         assert other.headers.get("access-control-allow-origin") not in ("*", "https://evil.example")
+
+
+@pytest.mark.parametrize(("setting", "frozen"), [(None, True), ("false", False)])
+async def test_the_collector_is_tuned_after_start_up_unless_turned_off(
+    start_server: Any, setting: str | None, frozen: bool
+) -> None:
+    server = start_server({} if setting is None else {"CHAT__SERVER__GC_FREEZE": setting})
+    async with server.harness() as chat:
+        await chat.user_client("gc")  # the server answers either way
+    tuned = [line for line in server.log_lines if "gc: froze" in line]
+    assert bool(tuned) is frozen, server.log_lines[-5:]
