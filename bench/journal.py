@@ -112,7 +112,7 @@ async def _processor_run(
     patch: Callable[[Journal], Awaitable[None]] | None = None,
 ) -> AppendResult:
     journal = await Journal.open(url_of(path), synchronous=sync, migrate=True)  # type: ignore[arg-type]
-    if patch is not None:  # bench/append_variants.py: a proposed change, monkeypatched in
+    if patch is not None:  # a proposed change, monkeypatched onto this instance
         await patch(journal)
     processor = CommandProcessor(journal, initial_state())
     processor.start()
