@@ -46,20 +46,22 @@ def check_revision(revision: str, url: str) -> None:
 
 def upgrade(url: str) -> None:
     """Bring the database to the latest revision (blocking: call it off the event loop)."""
-    preflight(url)
+    if preflight(url) == head_revision():
+        return  # already there: alembic would only connect and find nothing to do
     ensure_sqlite_dir(url)
     command.upgrade(alembic_config(url), "head")
 
 
-def preflight(url: str) -> None:
-    """Refuse, before anything is written, a file that is not a journal we may migrate.
+def preflight(url: str) -> str | None:
+    """Refuse, before anything is written, a file that is not a journal we may migrate; else
+    its schema revision (None: not migrated yet).
 
     A corrupt or foreign database, or one from a newer release, stops start-up with one line;
     an empty or missing file is fine (the migrations create the journal).
     """
     path = sqlite_file(url)
     if path is None or not path.exists() or path.stat().st_size == 0:
-        return
+        return None
     try:
         connection = sqlite3.connect(f"file:{path.absolute()}?mode=ro", uri=True)
         try:
@@ -89,3 +91,4 @@ def preflight(url: str) -> None:
                 f"{path} has schema revision {revision!r}, written by a newer release;"
                 " upgrade the server"
             )
+    return revision
