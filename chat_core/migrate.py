@@ -1,22 +1,31 @@
-"""Apply alembic migrations programmatically, with the URL the server uses."""
+"""Apply alembic migrations programmatically, with the URL the server uses.
+
+Alembic is imported only to migrate: a start-up on a journal already at the head checks its
+revision against `REVISIONS` (a test holds it equal to alembic's own list), which saves a
+tenth of a second of imports on every start.
+"""
 
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
-
-from alembic import command
-from alembic.config import Config
-from alembic.script import ScriptDirectory
+from typing import TYPE_CHECKING, Final
 
 from chat_core.errors import UnsupportedJournal
 from chat_core.paths import ensure_sqlite_dir, sqlite_file
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+# The revisions under migrations/versions, oldest first.
+REVISIONS: Final = ("0001_events",)
 
 
 def alembic_config(url: str) -> Config:
     """An alembic Config for the project's migrations and the given database URL."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     config.attributes["url"] = url
@@ -24,21 +33,17 @@ def alembic_config(url: str) -> Config:
 
 
 def head_revision() -> str:
-    head = ScriptDirectory.from_config(alembic_config("")).get_current_head()
-    assert head is not None
-    return head
+    return REVISIONS[-1]
 
 
 def check_revision(revision: str, url: str) -> None:
     """Refuse a journal migrated by a newer version of this code (a revision we do not know)."""
-    script = ScriptDirectory.from_config(alembic_config(url))
-    known = {rev.revision for rev in script.walk_revisions()}
-    if revision not in known:
+    if revision not in REVISIONS:
         raise UnsupportedJournal(
             f"{url} has schema revision {revision!r}, unknown to this version: it was written"
             " by a newer release; upgrade the server"
         )
-    if revision != script.get_current_head():
+    if revision != head_revision():
         raise UnsupportedJournal(
             f"{url} is at schema revision {revision!r}; run `alembic upgrade head` first"
         )
@@ -48,6 +53,8 @@ def upgrade(url: str) -> None:
     """Bring the database to the latest revision (blocking: call it off the event loop)."""
     if preflight(url) == head_revision():
         return  # already there: alembic would only connect and find nothing to do
+    from alembic import command
+
     ensure_sqlite_dir(url)
     command.upgrade(alembic_config(url), "head")
 
@@ -81,14 +88,9 @@ def preflight(url: str) -> str | None:
         raise UnsupportedJournal(
             f"{path} holds tables {sorted(tables)} but is not a chat journal; refusing to touch it"
         )
-    if revision is not None:
-        known = {
-            rev.revision
-            for rev in ScriptDirectory.from_config(alembic_config(url)).walk_revisions()
-        }
-        if revision not in known:
-            raise UnsupportedJournal(
-                f"{path} has schema revision {revision!r}, written by a newer release;"
-                " upgrade the server"
-            )
+    if revision is not None and revision not in REVISIONS:
+        raise UnsupportedJournal(
+            f"{path} has schema revision {revision!r}, written by a newer release;"
+            " upgrade the server"
+        )
     return revision

@@ -77,3 +77,16 @@ def test_the_migrations_and_the_table_definitions_agree(tmp_path):
         engine.dispose()
     assert diffs == []
     assert [diff[0] for diff in drift] == ["add_column"]
+
+
+def test_the_revisions_start_up_knows_are_alembics_own():
+    # Start-up checks a journal's revision against chat_core.migrate.REVISIONS without
+    # importing alembic: the list must be exactly the migrations, oldest first.
+    from alembic.script import ScriptDirectory
+
+    from chat_core.migrate import REVISIONS, alembic_config
+
+    script = ScriptDirectory.from_config(alembic_config(""))
+    walked = [rev.revision for rev in script.walk_revisions()]  # newest first
+    assert list(REVISIONS) == walked[::-1]
+    assert REVISIONS[-1] == script.get_current_head()
