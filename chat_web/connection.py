@@ -17,7 +17,7 @@ from typing import Any, Final
 from litestar import WebSocket
 from litestar.types import WebSocketCloseEvent, WebSocketSendEvent
 
-from chat_web.logging_setup import ConnectionLogger
+from chat_web.logging_setup import ConnectionLogger, connection_logger
 
 SLOW_READER: Final = 4008
 # How long a close waits for queued frames and the closing handshake before giving up.
@@ -51,7 +51,6 @@ class Connection:
         "current_room",
         "id",
         "key",
-        "log",
         "socket",
         "username",
     )
@@ -66,7 +65,6 @@ class Connection:
         address: str,
         current_room: str | None,
         queue_limit: int,
-        log: ConnectionLogger,
     ) -> None:
         self.socket = socket
         self.id = connection_id
@@ -74,9 +72,9 @@ class Connection:
         self.key = key
         self.address = address
         self.current_room = current_room
-        self.log = log
         # A bare deque and one wake-up future, not an asyncio.Queue: the queue costs ~3 KB per
         # idle connection (three deques, an Event), this ~0.8 KB (bench/run.py, idle memory).
+        # Made once, not dropped when drained: a new deque per burst costs the fan-out more.
         self._queue: deque[str | _Close] = deque()
         self._limit = queue_limit if queue_limit > 0 else None
         self._wakeup: asyncio.Future[None] | None = None
@@ -85,6 +83,11 @@ class Connection:
         self._writer: asyncio.Task[None] | None = None
         self._closer: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
+
+    @property
+    def log(self) -> ConnectionLogger:
+        """A logger tagged with this connection; built when needed, as lines are rare."""
+        return connection_logger("chat_web.ws", self.id, self.username, self.address)
 
     # --- queueing (synchronous: called from the hub's fan-out) ------------------------------
 

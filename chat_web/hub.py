@@ -3,7 +3,7 @@
 It implements `chat_core.processor.Publisher`. `publish` runs synchronously right after each
 commit, in commit order, so a connection registered in the same synchronous step as it took
 its state snapshot (head H) receives exactly the events with seq > H, in order. Each
-notification is encoded once; the per-recipient work is one `put_nowait` of the same str.
+notification is encoded once; the per-recipient work is one `Connection.send` of the same str.
 """
 
 from __future__ import annotations
@@ -31,37 +31,37 @@ class Hub:
     """Connections by user key, presence, typing, and the publisher of committed events."""
 
     def __init__(self, typing_timeout: float) -> None:
-        self._by_user: dict[str, set[Connection]] = {}
-        self._all: set[Connection] = set()
+        # A tuple, not a set, per user: nearly every user has one connection, and a set costs
+        # ~0.2 KB more per idle connection (bench/run.py, idle memory). Never empty.
+        self._by_user: dict[str, tuple[Connection, ...]] = {}
+        self._count = 0
         # Set by the server once the processor exists; the hub reads, never writes, the state.
         self.state_of: Callable[[], ChatState] = initial_state
         self.typing = TypingTracker(typing_timeout, lambda: self.state_of(), self.send_to)
-        # Resolved when the connection unregisters (a future: an Event costs ~0.9 KB each).
-        self._done: dict[Connection, asyncio.Future[None]] = {}
+        # During `close_all` only: the connections still to unregister, and the future resolved
+        # when none is left (nothing per connection before then).
+        self._closing: set[Connection] | None = None
+        self._all_gone: asyncio.Future[None] | None = None
 
     # --- connections ------------------------------------------------------------------------
 
     def register(self, conn: Connection, state: ChatState) -> None:
         """Add a connection (synchronously with its snapshot); first one: the user is online."""
-        conns = self._by_user.setdefault(conn.key, set())
-        first = not conns
-        conns.add(conn)
-        self._all.add(conn)
-        self._done[conn] = asyncio.get_running_loop().create_future()
-        if first:
+        conns = self._by_user.get(conn.key, ())
+        self._by_user[conn.key] = (*conns, conn)
+        self._count += 1
+        if not conns:
             self.send_to(sharing_users(state, conn.key), presence_frame(conn.username, True))
 
     def unregister(self, conn: Connection) -> None:
         """Remove a connection; the user's last one: it stops typing and goes offline."""
-        self._all.discard(conn)
-        done = self._done.pop(conn, None)
-        if done is not None and not done.done():
-            done.set_result(None)
+        self._closed(conn)
         conns = self._by_user.get(conn.key)
-        if conns is None:
+        if conns is None or conn not in conns:
             return
-        conns.discard(conn)
-        if conns:
+        self._count -= 1
+        if len(conns) > 1:
+            self._by_user[conn.key] = tuple(c for c in conns if c is not conn)
             return
         del self._by_user[conn.key]
         self.typing.stop_user(conn.key)
@@ -71,12 +71,12 @@ class Hub:
     def is_online(self, key: str) -> bool:
         return key in self._by_user
 
-    def connections_of(self, key: str) -> set[Connection]:
-        return self._by_user.get(key, set())
+    def connections_of(self, key: str) -> tuple[Connection, ...]:
+        return self._by_user.get(key, ())
 
     @property
     def connection_count(self) -> int:
-        return len(self._all)
+        return self._count
 
     # --- fan-out ----------------------------------------------------------------------------
 
@@ -90,8 +90,9 @@ class Hub:
                     conn.send(frame)
 
     def send_to_everyone(self, frame: str) -> None:
-        for conn in self._all:
-            conn.send(frame)
+        for conns in self._by_user.values():
+            for conn in conns:
+                conn.send(frame)
 
     def publish(self, deliveries: Sequence[Delivery], state: ChatState) -> None:
         """Fan out one committed batch, then apply its effects on connections."""
@@ -112,7 +113,7 @@ class Hub:
             self._effects(recorded.event, state, to_close)
         # Closed after the whole batch: a kicked user first sees its kick and its user_left.
         for key, code in to_close.items():
-            for conn in list(self.connections_of(key)):
+            for conn in self.connections_of(key):
                 conn.close_after_queued(code)
 
     def _effects(self, event: e.Event, state: ChatState, to_close: dict[str, int]) -> None:
@@ -147,10 +148,23 @@ class Hub:
     async def close_all(self, code: int, grace: float) -> None:
         """Close every connection with `code` (queued frames first) and wait, up to `grace` s."""
         self.typing.cancel_all()
-        # Shielded: the timeout below must not cancel the futures unregister resolves.
-        waits = [asyncio.shield(done) for done in self._done.values()]
-        for conn in list(self._all):
+        conns = [conn for conns in self._by_user.values() for conn in conns]
+        if not conns:
+            return
+        self._closing = set(conns)
+        self._all_gone = gone = asyncio.get_running_loop().create_future()
+        for conn in conns:
             conn.close_after_queued(code, grace)
-        if waits:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.gather(*waits), grace)
+        # Shielded: the timeout must not cancel the future that unregister resolves.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(gone), grace)
+
+    def _closed(self, conn: Connection) -> None:
+        """During `close_all`: one connection fewer to wait for."""
+        closing = self._closing
+        if closing is None:
+            return
+        closing.discard(conn)
+        gone = self._all_gone
+        if not closing and gone is not None and not gone.done():
+            gone.set_result(None)

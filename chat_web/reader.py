@@ -22,7 +22,6 @@ from typing import Any, Final
 
 from chat_core.errors import ChatError, InternalError, Unauthenticated
 from chat_core.rpc import Call, Parsed, encode_batch, encode_error, encode_result, parse_frame
-from chat_core.tokens import Claims
 from chat_web.connection import Connection
 from chat_web.methods import dispatch
 from chat_web.runtime import Runtime
@@ -35,55 +34,57 @@ UNAUTHORIZED: Final = 4401
 MAX_PIPELINED: Final = 64
 
 
-async def read_frames(rt: Runtime, conn: Connection, claims: Claims) -> None:
-    """Read and answer frames until the peer goes away or the connection is closing."""
+async def read_frames(rt: Runtime, conn: Connection, expires: int) -> None:
+    """Read and answer frames until the peer goes away or the connection is closing.
+
+    `expires` is the token's expiry (unix seconds): past it, requests are refused (-32001).
+    """
     receive = conn.socket.receive
-    sends = _Pipeline(rt, conn, claims)
+    # Made at the first lone send_message: most connections never send one.
+    sends: _Pipeline | None = None
     try:
-        await _read(rt, conn, claims, receive, sends)
-    finally:
-        await sends.close()
-
-
-async def _read(
-    rt: Runtime, conn: Connection, claims: Claims, receive: Any, sends: _Pipeline
-) -> None:
-    while True:
-        message = await receive()
-        kind = message["type"]
-        if kind == "websocket.disconnect":
-            code = message.get("code")
-            if conn.close_code is None and isinstance(code, int):
-                conn.close_code = code
-            return
-        if kind != "websocket.receive":
-            continue
-        text = message.get("text")
-        if not isinstance(text, str):
-            conn.log.info("binary frame, closing with %d", UNSUPPORTED_DATA)
-            conn.abort(UNSUPPORTED_DATA)
-            return
-        if conn.closing:
-            # Closing (kicked, banned, slow): nothing more is answered.
-            continue
-        parsed = parse_frame(text)
-        items = parsed.items
-        if not parsed.is_batch and len(items) == 1:
-            call = items[0]
-            if isinstance(call, Call) and call.method == "send_message":
-                await sends.add(call)
+        while True:
+            message = await receive()
+            kind = message["type"]
+            if kind == "websocket.disconnect":
+                code = message.get("code")
+                if conn.close_code is None and isinstance(code, int):
+                    conn.close_code = code
+                return
+            if kind != "websocket.receive":
                 continue
-        await sends.drain()
-        await _answer(rt, conn, claims, parsed)
+            text = message.get("text")
+            if not isinstance(text, str):
+                conn.log.info("binary frame, closing with %d", UNSUPPORTED_DATA)
+                conn.abort(UNSUPPORTED_DATA)
+                return
+            if conn.closing:
+                # Closing (kicked, banned, slow): nothing more is answered.
+                continue
+            parsed = parse_frame(text)
+            items = parsed.items
+            if not parsed.is_batch and len(items) == 1:
+                call = items[0]
+                if isinstance(call, Call) and call.method == "send_message":
+                    if sends is None:
+                        sends = _Pipeline(rt, conn, expires)
+                    await sends.add(call)
+                    continue
+            if sends is not None:
+                await sends.drain()
+            await _answer(rt, conn, expires, parsed)
+    finally:
+        if sends is not None:
+            await sends.close()
 
 
 class _Pipeline:
     """The lone send_message frames of a connection waiting for their commit."""
 
-    __slots__ = ("claims", "conn", "depth", "last", "rt", "tasks")
+    __slots__ = ("conn", "depth", "expires", "last", "rt", "tasks")
 
-    def __init__(self, rt: Runtime, conn: Connection, claims: Claims) -> None:
-        self.rt, self.conn, self.claims = rt, conn, claims
+    def __init__(self, rt: Runtime, conn: Connection, expires: int) -> None:
+        self.rt, self.conn, self.expires = rt, conn, expires
         self.tasks: set[asyncio.Task[None]] = set()
         self.last: asyncio.Task[None] | None = None
         self.depth = max(1, min(MAX_PIPELINED, rt.settings.server.send_queue_limit // 4))
@@ -99,7 +100,7 @@ class _Pipeline:
         self.last = task
 
     async def _one(self, call: Call, previous: asyncio.Task[None] | None) -> None:
-        reply, revoked = await _run(self.rt, self.conn, self.claims, call)
+        reply, revoked = await _run(self.rt, self.conn, self.expires, call)
         if previous is not None and not previous.done():
             # Responses leave in request order.
             await asyncio.wait((previous,))
@@ -123,7 +124,7 @@ class _Pipeline:
                 task.cancel()
 
 
-async def _answer(rt: Runtime, conn: Connection, claims: Claims, parsed: Parsed) -> None:
+async def _answer(rt: Runtime, conn: Connection, expires: int, parsed: Parsed) -> None:
     parts: list[bytes] = []
     revoked = False
     for item in parsed.items:
@@ -135,7 +136,7 @@ async def _answer(rt: Runtime, conn: Connection, claims: Claims, parsed: Parsed)
         if not isinstance(item, Call):
             parts.append(encode_error(item.id, item.error))
             continue
-        reply, revoked = await _run(rt, conn, claims, item)
+        reply, revoked = await _run(rt, conn, expires, item)
         if reply is not None:
             parts.append(reply)
     if parts:
@@ -150,12 +151,12 @@ def _expired() -> Unauthenticated:
 
 
 async def _run(
-    rt: Runtime, conn: Connection, claims: Claims, call: Call
+    rt: Runtime, conn: Connection, expires: int, call: Call
 ) -> tuple[bytes | None, bool]:
     """(the encoded response or None for a notification, whether the session is over)."""
     error: ChatError | None = None
     result: Any = None
-    if claims.exp <= time.time():
+    if expires <= time.time():
         error = _expired()
     else:
         try:

@@ -11,6 +11,7 @@ import contextlib
 import logging
 from datetime import UTC, datetime
 from typing import Any, Final
+from urllib.parse import parse_qsl
 
 import msgspec
 from litestar import WebSocket, websocket
@@ -21,9 +22,8 @@ from chat_core.errors import Banned, ChatError, Unauthenticated
 from chat_core.rpc import encode_notification
 from chat_core.rules import SYSTEM_ACTOR, user_key
 from chat_core.state import ChatState, active_ban, current_room_of, rooms_of
-from chat_core.tokens import Claims, verify_token
+from chat_core.tokens import verify_token
 from chat_web.connection import Connection
-from chat_web.logging_setup import connection_logger
 from chat_web.reader import read_frames
 from chat_web.resume import backlog
 from chat_web.runtime import Runtime
@@ -55,37 +55,50 @@ class _Refusal(Exception):
 
 
 def _token_of(socket: WebSocket[Any, Any, Any]) -> str:
-    header = socket.headers.get("authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
-    token = socket.query_params.get("token")
+    # Read from the raw scope: `socket.headers` and `socket.query_params` would build and
+    # keep (in the scope, for the socket's lifetime) a header map and a parsed query string,
+    # ~2 KB per connection (bench/run.py, idle memory).
+    for name, raw in socket.scope["headers"]:
+        if name.lower() == b"authorization":
+            scheme, _, value = raw.decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer" and value.strip():
+                return value.strip()
+            break
+    token = _query_param(socket, "token")
     if not token:
         raise _Refusal(UNAUTHORIZED, "missing_token", "no token given")
-    return str(token)
+    return token
+
+
+def _query_param(socket: WebSocket[Any, Any, Any], name: str) -> str | None:
+    """The first value of a query parameter, parsed as Litestar does, but not kept."""
+    query = socket.scope.get("query_string", b"")
+    for key, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True, separator="&"):
+        if key == name:
+            return value
+    return None
 
 
 def _since_of(socket: WebSocket[Any, Any, Any]) -> int | None:
-    raw = socket.query_params.get("since")
-    if raw is None:
+    text = _query_param(socket, "since")
+    if text is None:
         return None
-    text = str(raw)
     if not (text.isascii() and text.isdigit()) or len(text) > 18:
         raise _Refusal(BAD_REQUEST, "invalid_since", "since must be a non-negative integer")
     return int(text)
 
 
-def _check_account(state: ChatState, claims: Claims) -> str:
+def _check_account(state: ChatState, subject: str) -> str:
     """The account's canonical username, or a refusal (gone: 4401, banned: 4403)."""
-    if user_key(claims.sub) == SYSTEM_ACTOR:
+    if user_key(subject) == SYSTEM_ACTOR:
         # The server's own actor has no account and can never hold a session.
         raise _Refusal(UNAUTHORIZED, "invalid_token", "invalid token")
     try:
-        return authorize(state, claims.sub, datetime.now(UTC)).username
+        return authorize(state, subject, datetime.now(UTC)).username
     except Unauthenticated as exc:
         raise _Refusal(UNAUTHORIZED, exc.reason, exc.message) from exc
     except Banned as exc:
-        ban = active_ban(state, claims.sub, datetime.now(UTC))
+        ban = active_ban(state, subject, datetime.now(UTC))
         until = ban.until.isoformat() if ban is not None and ban.until is not None else None
         raise _Refusal(FORBIDDEN, "banned", f"banned until {until or 'further notice'}") from exc
 
@@ -121,15 +134,15 @@ async def _refuse(socket: WebSocket[Any, Any, Any], refusal: _Refusal, accepted:
 @websocket("/ws")
 async def chat_socket(socket: WebSocket[Any, Any, Any]) -> None:
     """One client connection, from handshake to close."""
+    # One coroutine for the socket's whole life, keeping only what it needs (the token's
+    # subject and expiry, not its claims, the snapshot or the preamble): a nested coroutine or
+    # a kept local is held by every idle connection (bench/run.py, idle memory).
     rt: Runtime = socket.app.state.runtime
     address = socket.client.host if socket.client is not None else "unknown"
     try:
         since = _since_of(socket)
-        try:
-            claims = verify_token(rt.secret, _token_of(socket))
-        except Unauthenticated as exc:
-            raise _Refusal(UNAUTHORIZED, exc.reason, exc.message) from exc
-        _check_account(rt.processor.state, claims)
+        subject, expires = _verify(rt.secret, _token_of(socket))
+        _check_account(rt.processor.state, subject)
         if rt.connections is not None and not rt.connections.try_acquire(address):
             raise _Refusal(TOO_MANY, "too_many_connections", "too many connections from here")
     except _Refusal as refusal:
@@ -138,38 +151,55 @@ async def chat_socket(socket: WebSocket[Any, Any, Any]) -> None:
         return
     try:
         await socket.accept()
-        await _serve(rt, socket, claims, since, address)
+        try:
+            conn = _open(rt, socket, subject, since, address)
+        except _Refusal as refusal:  # the account changed during the handshake
+            await _refuse(socket, refusal, accepted=True)
+            return
+        try:
+            await read_frames(rt, conn, expires)
+        except Exception:
+            conn.log.exception("connection failed")
+            conn.abort(1011)
+        finally:
+            rt.hub.unregister(conn)
+            await conn.finish()
+            conn.log.info("disconnected (code=%s)", conn.close_code)
     finally:
         if rt.connections is not None:
             rt.connections.release(address)
 
 
-async def _serve(
-    rt: Runtime, socket: WebSocket[Any, Any, Any], claims: Claims, since: int | None, address: str
-) -> None:
+def _verify(secret: str, token: str) -> tuple[str, int]:
+    """(subject, expiry in unix seconds) of a genuine, current token, else a refusal."""
+    try:
+        claims = verify_token(secret, token)
+    except Unauthenticated as exc:
+        raise _Refusal(UNAUTHORIZED, exc.reason, exc.message) from exc
+    return claims.sub, claims.exp
+
+
+def _open(
+    rt: Runtime, socket: WebSocket[Any, Any, Any], subject: str, since: int | None, address: str
+) -> Connection:
+    """The connection, registered with the hub and with its writer started."""
     # One synchronous step, no await: the snapshot (head H) and the registration, so the hub
     # delivers exactly the events after H to this connection.
     snapshot = rt.processor.state
-    try:
-        username = _check_account(snapshot, claims)  # the account may have changed meanwhile
-    except _Refusal as refusal:
-        await _refuse(socket, refusal, accepted=True)
-        return
+    username = _check_account(snapshot, subject)  # the account may have changed meanwhile
     account = snapshot.accounts[user_key(username)]
-    conn_id = rt.next_connection_id()
     conn = Connection(
         socket,
-        connection_id=conn_id,
+        connection_id=rt.next_connection_id(),
         username=username,
         key=user_key(username),
         address=address,
         current_room=current_room_of(snapshot, username),
         queue_limit=rt.settings.server.send_queue_limit,
-        log=connection_logger("chat_web.ws", conn_id, username, address),
     )
     rt.hub.register(conn, snapshot)
     established = Established(
-        connection_id=conn_id,
+        connection_id=conn.id,
         username=username,
         role=account.role,
         journal_seq=snapshot.seq,
@@ -177,9 +207,10 @@ async def _serve(
         current_room=conn.current_room,
         resumed=since is not None,
     )
+    first = _notification("connection_established", established)
 
     async def preamble() -> None:
-        await conn.write_now(_notification("connection_established", established))
+        await conn.write_now(first)
         if since is None or since >= snapshot.seq:
             return
         try:
@@ -198,15 +229,7 @@ async def _serve(
 
     conn.log.info("connected (since=%s, head=%d)", since, snapshot.seq)
     conn.start_writer(preamble)
-    try:
-        await read_frames(rt, conn, claims)
-    except Exception:
-        conn.log.exception("connection failed")
-        conn.abort(1011)
-    finally:
-        rt.hub.unregister(conn)
-        await conn.finish()
-        conn.log.info("disconnected (code=%s)", conn.close_code)
+    return conn
 
 
 def _notification(method: str, params: Any) -> str:
