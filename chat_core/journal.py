@@ -160,20 +160,29 @@ def _engine(url: str, synchronous: Synchronous, *, writer: bool, readonly: bool)
     return engine
 
 
-def _row(record: e.Recorded) -> tuple[Any, ...]:
-    event = record.event
-    tag = _TAGS[event.__class__]
-    room_id = getattr(event, "room_id", None)
-    return (
-        record.seq,
-        room_id if isinstance(room_id, str) else "system",  # e.stream_of, inlined
-        tag,
-        _VERSIONS[tag],
-        _encode(event).decode(),
-        record.actor,
-        record.command_id,
-        _to_micros(record.at),
-    )
+def _values(records: Sequence[e.Recorded]) -> list[Any]:
+    """The rows of `records` (INSERT_SQL's columns) as one flat list of values: the multi-row
+    INSERT's parameters. Locals bound once: this runs for every event the server records."""
+    values: list[Any] = []
+    extend = values.extend
+    tags, versions, encode, to_micros = _TAGS, _VERSIONS, _encode, _to_micros
+    for record in records:
+        event = record.event
+        tag = tags[event.__class__]
+        room_id = getattr(event, "room_id", None)
+        extend(
+            (
+                record.seq,
+                room_id if isinstance(room_id, str) else "system",
+                tag,
+                versions[tag],
+                encode(event).decode(),
+                record.actor,
+                record.command_id,
+                to_micros(record.at),
+            )
+        )
+    return values
 
 
 _TAGS = codec.TAGS
@@ -303,7 +312,6 @@ class Journal:
             raise JournalError("the journal is open read-only")
         if records[0].seq != expected_head + 1:
             raise JournalConflict(f"batch starts at {records[0].seq}, head is {expected_head}")
-        rows = [_row(record) for record in records]
         async with self._write_lock:
             if self._head is not None and self._head != expected_head:
                 raise JournalConflict(
@@ -311,14 +319,14 @@ class Journal:
                 )
             driver = await self._writer_driver()
             try:
-                await self._write(driver, expected_head, rows)
+                await self._write(driver, expected_head, records)
             except sqlite3.IntegrityError as exc:
                 raise JournalConflict(f"append conflicts with existing rows: {exc}") from exc
             except sqlite3.Error as exc:
                 raise JournalError(f"journal append failed: {exc}") from exc
             self._head = records[-1].seq
 
-    async def _write(self, driver: Any, expected_head: int, rows: list[tuple[Any, ...]]) -> None:
+    async def _write(self, driver: Any, expected_head: int, records: Sequence[e.Recorded]) -> None:
         """One transaction on the held writer connection (its driver level: aiosqlite).
 
         When the head is known, the whole batch is one multi-row INSERT run in autocommit
@@ -331,10 +339,8 @@ class Journal:
         so the batch's first row would collide with its rows on the primary key (a conflict).
         """
         try:
-            if self._head is not None and len(rows) <= _MAX_ROWS_PER_INSERT:
-                await driver.execute(
-                    _insert_sql(len(rows)), [value for row in rows for value in row]
-                )
+            if self._head is not None and len(records) <= _MAX_ROWS_PER_INSERT:
+                await driver.execute(_insert_sql(len(records)), _values(records))
                 return
             # First append, after a failure, or a batch too large for one statement: an
             # explicit transaction that reads the head under the write lock.
@@ -346,6 +352,9 @@ class Journal:
                     f"another writer moved the journal head to {self._head},"
                     f" expected {expected_head}"
                 )
+            values = _values(records)
+            width = len(values) // len(records)
+            rows = [values[i : i + width] for i in range(0, len(values), width)]
             await driver.executemany(INSERT_SQL, rows)
             await driver.execute("COMMIT")
         except BaseException:

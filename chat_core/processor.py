@@ -257,7 +257,7 @@ class CommandProcessor:
         new_seen: dict[_Key, c.MessageRef] = {}
         for command in commands:
             cid: str | None = None
-            send = command if isinstance(command, _SendMessage) else None
+            send = command if type(command) is _SendMessage else None
             if send is not None:
                 cid = send.client_msg_id
                 if cid and send.prior is None:
