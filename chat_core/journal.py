@@ -32,6 +32,7 @@ from chat_core import codec
 from chat_core import events as e
 from chat_core.commands import MessageRef
 from chat_core.errors import JournalConflict, JournalError, UnsupportedJournal
+from chat_core.evolve import message_of
 from chat_core.paths import sqlite_file
 from chat_core.state import Message
 from chat_core.tables import INSERT_SQL, events
@@ -497,15 +498,7 @@ class Journal:
 def _message(recorded: e.Recorded) -> Message:
     event = recorded.event
     assert isinstance(event, e.MessageSent)
-    return Message(
-        seq=recorded.seq,
-        message_id=event.message_id,
-        room_id=event.room_id,
-        username=event.username,
-        text=event.text,
-        timestamp=recorded.at,
-        client_msg_id=event.client_msg_id,
-    )
+    return message_of(recorded.seq, recorded.at, event)
 
 
 async def _prefetching(

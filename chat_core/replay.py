@@ -25,7 +25,7 @@ from msgspec.structs import replace
 from chat_core import codec
 from chat_core import events as e
 from chat_core.errors import CorruptJournal
-from chat_core.evolve import evolve
+from chat_core.evolve import evolve, message_of
 from chat_core.journal import Journal, PackedPage
 from chat_core.state import ChatState, Message, initial_state
 
@@ -164,15 +164,7 @@ def _message(row: codec.PackedMessage) -> Message:
     event = row.event
     assert isinstance(event, e.MessageSent)  # decoded before it was queued
     at = row.at
-    return Message(
-        seq=row.seq,
-        message_id=event.message_id,
-        room_id=event.room_id,
-        username=event.username,
-        text=event.text,
-        timestamp=_EPOCH + timedelta(0, at // 1_000_000, at % 1_000_000),
-        client_msg_id=event.client_msg_id,
-    )
+    return message_of(row.seq, _EPOCH + timedelta(0, at // 1_000_000, at % 1_000_000), event)
 
 
 def _upcast_message(row: codec.PackedMessage) -> codec.PackedMessage:

@@ -16,8 +16,9 @@ from typing import Any, assert_never
 import msgspec
 
 from chat_core import events as e
+from chat_core.evolve import message_of
 from chat_core.rpc import encode_notification
-from chat_core.state import ChatState, Message
+from chat_core.state import ChatState
 
 
 class _Notice(msgspec.Struct, frozen=True, kw_only=True):
@@ -95,15 +96,7 @@ def notification_of(recorded: e.Recorded, user_count: int = 0) -> tuple[str, Any
     seq, at = recorded.seq, recorded.at
     match event:
         case e.MessageSent():
-            return "message_received", Message(
-                seq=seq,
-                message_id=event.message_id,
-                room_id=event.room_id,
-                username=event.username,
-                text=event.text,
-                timestamp=at,
-                client_msg_id=event.client_msg_id,
-            )
+            return "message_received", message_of(seq, at, event)
         case e.UserJoined():
             return "user_joined", UserJoinedParams(
                 seq=seq,

@@ -8,10 +8,11 @@ history windows, page sizes and `until` bounds, and compared with the plain fold
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import sqlite3
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -248,6 +249,25 @@ def _insert_raw(path: Path, rows: list[tuple[int, str, int, str]]) -> None:
     conn.close()
 
 
+@contextlib.asynccontextmanager
+async def _journal_with_raw_rows(
+    template: Path, records: list[e.Recorded], raw: list[tuple[int, str, int, str]]
+) -> AsyncIterator[Journal]:
+    """A journal holding `records`, then `raw` rows written behind its back, reopened."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "j.db"
+        shutil.copy(template, path)
+        journal = await Journal.open(_url(path))
+        await journal.append(0, records)
+        await journal.close()
+        _insert_raw(path, raw)
+        journal = await Journal.open(_url(path))
+        try:
+            yield journal
+        finally:
+            await journal.close()
+
+
 def _lift_user_left_v0(payload: dict) -> dict:
     return {"type": "user_left", "room_id": payload["room_id"], "username": payload["user"]}
 
@@ -280,23 +300,12 @@ def test_rows_of_older_versions_are_upcast_in_the_middle_of_a_page(template, mon
     ]
 
     async def run() -> tuple[ChatState, ChatState]:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "j.db"
-            shutil.copy(template, path)
-            journal = await Journal.open(_url(path))
-            await journal.append(0, records)
-            await journal.close()
-            _insert_raw(path, old)
-            journal = await Journal.open(_url(path))
-            try:
-                await journal.append(
-                    5, _recorded_from(6, [e.UserJoined(room_id="general", username="carol")])
-                )
-                replayed, _ = await replay(journal, history_window=5)
-                expected_rows = [r async for page in journal.read() for r in page]
-                return replayed, fold(initial_state(5), expected_rows)
-            finally:
-                await journal.close()
+        async with _journal_with_raw_rows(template, records, old) as journal:
+            carol = e.UserJoined(room_id="general", username="carol")
+            await journal.append(5, _recorded_from(6, [carol]))
+            replayed, _ = await replay(journal, history_window=5)
+            expected_rows = [r async for page in journal.read() for r in page]
+            return replayed, fold(initial_state(5), expected_rows)
 
     replayed, expected = asyncio.run(run())
     assert replayed == expected
@@ -328,19 +337,10 @@ def test_a_payload_that_spills_into_the_next_row_is_named_not_folded(template) -
     spilled = (message % 2) + '],["m",99,0,1,' + (message % 3)
 
     async def run() -> int:
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "j.db"
-            shutil.copy(template, path)
-            journal = await Journal.open(_url(path))
-            await journal.append(0, records)
-            await journal.close()
-            _insert_raw(path, [(3, "message_sent", 1, spilled)])
-            journal = await Journal.open(_url(path))
-            try:
-                with pytest.raises(CorruptJournal) as info:
-                    await replay(journal)
-                return info.value.seq
-            finally:
-                await journal.close()
+        raw = [(3, "message_sent", 1, spilled)]
+        async with _journal_with_raw_rows(template, records, raw) as journal:
+            with pytest.raises(CorruptJournal) as info:
+                await replay(journal)
+            return info.value.seq
 
     assert asyncio.run(run()) == 3
