@@ -1,6 +1,6 @@
 """Baseline servers for bench/run.py: bare Litestar + uvicorn, no journal, no auth.
 
-    .venv/bin/python bench/bare_broadcast.py --mode broadcast|echo [--port 0]
+    .venv/bin/python bench/bare_broadcast.py --mode broadcast|echo|room [--port 0]
 
 Speaks just enough of PROTOCOL.md for the load generator (bench/loadgen.py) to drive it
 exactly as it drives `chat-web serve`:
@@ -11,6 +11,9 @@ exactly as it drives `chat-web serve`:
   every connection's bounded queue (1024, overflow closes with 4008), drained by one writer
   task per connection, as the chat server's hub does.
 - echo: `send_message` is parsed and answered, nothing else (the durable-command baseline).
+- room: as echo, and the notification also goes to every connection that has sent to the
+  same room_id (a connection joins the room of its first send_message): the chat server's
+  frames for a durable command, without its journal, auth or rules.
 - `/health` answers `{"status": "ok"}`.
 
 Same uvicorn settings as chat_web.server (websockets-sansio, per-message-deflate off, uvloop,
@@ -41,10 +44,11 @@ MODE = "broadcast"
 
 
 class _Peer:
-    __slots__ = ("closer", "queue", "socket", "writer")
+    __slots__ = ("closer", "queue", "room", "socket", "writer")
 
     def __init__(self, sock: WebSocket[Any, Any, Any]) -> None:
         self.socket = sock
+        self.room: str | None = None
         self.queue: asyncio.Queue[str] = asyncio.Queue(QUEUE_LIMIT)
         self.writer: asyncio.Task[None] | None = None
         self.closer: asyncio.Future[None] | None = None
@@ -65,6 +69,7 @@ class _Peer:
 
 
 PEERS: set[_Peer] = set()
+ROOMS: dict[str, set[_Peer]] = {}
 SEQ = itertools.count(1)
 IDS = itertools.count(1)
 
@@ -89,7 +94,15 @@ def _answer(peer: _Peer, text: str) -> None:
             "timestamp": now,
             "duplicate": False,
         }
+        targets: set[_Peer] | None = None
         if MODE == "broadcast":
+            targets = PEERS
+        elif MODE == "room":
+            if peer.room is None:
+                peer.room = room_id
+                ROOMS.setdefault(room_id, set()).add(peer)
+            targets = ROOMS.get(room_id, set())
+        if targets is not None:
             notice = {
                 "jsonrpc": "2.0",
                 "method": "message_received",
@@ -103,7 +116,7 @@ def _answer(peer: _Peer, text: str) -> None:
                 },
             }
             frame = _encode(notice).decode()
-            for other in PEERS:
+            for other in targets:
                 other.send(frame)
     if "id" in request:
         peer.send(_encode({"jsonrpc": "2.0", "id": request["id"], "result": result}).decode())
@@ -130,6 +143,8 @@ async def bare_socket(socket: WebSocket[Any, Any, Any]) -> None:
                 _answer(peer, text)
     finally:
         PEERS.discard(peer)
+        if peer.room is not None:
+            ROOMS.get(peer.room, set()).discard(peer)
         peer.writer.cancel()
 
 
@@ -141,7 +156,7 @@ async def health() -> dict[str, str]:
 def main() -> None:
     global MODE
     parser = argparse.ArgumentParser()
-    parser.add_argument("--mode", choices=["broadcast", "echo"], default="broadcast")
+    parser.add_argument("--mode", choices=["broadcast", "echo", "room"], default="broadcast")
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args()
     MODE = args.mode
