@@ -31,8 +31,12 @@ TIMEOUT = 15
 class Server:
     """A running `chat-web serve`; its stderr is drained by a thread so the pipe never fills."""
 
-    def __init__(self, data_dir: Path, port: int = 0) -> None:
-        env = dict(os.environ, CHAT__AUTH__BCRYPT_ROUNDS="4", CHAT_CONFIG_FILE="")
+    def __init__(
+        self, data_dir: Path, port: int = 0, settings: dict[str, str] | None = None
+    ) -> None:
+        env = dict(
+            os.environ, CHAT__AUTH__BCRYPT_ROUNDS="4", CHAT_CONFIG_FILE="", **(settings or {})
+        )
         env.pop("CHAT_SERVER_URL", None)
         self.process = subprocess.Popen(
             [CHAT_WEB, "serve", "--port", str(port), "--data-dir", str(data_dir)],
@@ -322,6 +326,48 @@ def test_reconnect_resumes_without_loss_or_repeat(tmp_path: Path) -> None:
             assert screen.count(f"<bob> {text}") == 1, screen
     finally:
         second.stop()
+
+
+def test_too_much_missed_while_away_refetches_the_rooms(tmp_path: Path) -> None:
+    """More events than `chat.max_resume_events` while away: `resync_required`, and the client
+    joins its rooms again, which shows their recent history."""
+    data = tmp_path / "data"
+    data.mkdir()
+    first = Server(data)
+    port = first.port
+    alice_env = client_env(first, tmp_path / "alice")
+    bob_env = client_env(first, tmp_path / "bob")
+    login(alice_env, "alice", "alice123")
+    login(bob_env, "bob", "bob123")
+    alice = spawn_chat(alice_env)
+    transcript = io.StringIO()
+    alice.logfile_read = transcript
+    alice.expect("connected")
+    alice.sendline("/join lobby")
+    alice.expect(r"#lobby: \d+ users?:")
+    first.stop()
+    alice.expect("connection lost; reconnecting")
+    # Bob talks on another port while alice keeps retrying the first one.
+    elsewhere = Server(data)
+    try:
+        bob_elsewhere = dict(bob_env, CHAT_SERVER_URL=elsewhere.url)
+        login(bob_elsewhere, "bob", "bob123")  # tokens are saved per server address
+        for n in range(1, 5):
+            assert cli(bob_elsewhere, "send", "--room", "lobby", f"away {n}").returncode == 0
+    finally:
+        elsewhere.stop()
+    back = Server(data, port=port, settings={"CHAT__CHAT__MAX_RESUME_EVENTS": "2"})
+    try:
+        alice.expect("too much was missed while away; refetching the rooms", timeout=60)
+        alice.expect(r"in #lobby: \d+ users?:")
+        alice.expect("<bob> away 4")
+        alice.sendline("/quit")
+        assert wait_exit(alice) == 0
+        screen = transcript.getvalue()
+        for n in range(1, 5):  # the history after the refetch: each message once
+            assert screen.count(f"<bob> away {n}") == 1, screen
+    finally:
+        back.stop()
 
 
 def test_typing_is_announced_to_the_room(server: Server, tmp_path: Path) -> None:
