@@ -1,13 +1,12 @@
 """The SQLite event journal: append batches, read pages, answer the server's queries.
 
 SQLAlchemy Core on an async aiosqlite engine. One writer connection, checked out on the first
-append and held until close (transactions begin IMMEDIATE, so the write lock is taken before
-the first row is written), and a small pool of readers (WAL: readers never block the writer).
-The hot paths go through the driver (aiosqlite) connection with one prepared statement each,
-to keep round trips to the driver's thread few: an append is one `executemany` and a COMMIT,
-a replay page one query (the next page is read while the caller folds this one), the
-idempotency look-up of a batch one query on a held reader connection.
-"""
+append and held until close, and a small pool of readers (WAL: readers never block the
+writer). The hot paths go through the driver (aiosqlite) connection with one prepared
+statement each, to keep round trips to the driver's thread few: an append is one multi-row
+INSERT that is its own transaction, a replay page one query that SQLite packs into one JSON
+array (the next page is read while the caller folds this one), the idempotency look-up of a
+batch one query on a held reader connection."""
 
 from __future__ import annotations
 
