@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -13,9 +15,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pexpect
 import pytest
 
+from chat_cli.replay import PROGRESS_THRESHOLD
 from chat_core import commands as c
+from chat_core import events as e
 from chat_core.journal import Journal
 from chat_core.processor import CommandProcessor
 from chat_core.state import ChatState, active_ban, initial_state, member_names
@@ -98,7 +103,6 @@ def digest(path: Path) -> str:
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, ChatState, list[int]]]:
-    import asyncio
 
     data_dir = tmp_path_factory.mktemp("journal")
     state, marks = asyncio.run(build_journal(data_dir / "chat.db"))
@@ -327,3 +331,53 @@ def test_conflicting_sources_are_a_usage_error(tmp_path: Path) -> None:
     done = chat_cli("replay", "--data-dir", str(tmp_path), "--database", "x.db")
     assert done.returncode == 2
     assert "at most one of" in done.stderr
+
+
+def test_a_long_replay_shows_a_progress_bar_on_a_terminal_only(tmp_path: Path) -> None:
+    """Above PROGRESS_THRESHOLD events, a terminal gets a transient bar on stderr; a pipe never."""
+
+    from chat_core import events as e
+
+    path = tmp_path / "long.db"
+    n = PROGRESS_THRESHOLD + 1_000
+
+    async def write() -> None:
+        journal = await Journal.open(sqlite_url(path), migrate=True)
+        try:
+            first: list[e.Event] = [
+                e.AccountRegistered(username="alice", password_hash="x"),
+                e.RoomCreated(room_id="general", room_name="general", created_by="alice"),
+                e.UserJoined(room_id="general", username="alice"),
+            ]
+            events = first + [
+                e.MessageSent(message_id=i, room_id="general", username="alice", text=f"m{i}")
+                for i in range(1, n - len(first) + 1)
+            ]
+            records = [
+                e.Recorded(seq=seq, at=T0, actor="alice", event=event)
+                for seq, event in enumerate(events, start=1)
+            ]
+            for start in range(0, len(records), 4_000):
+                await journal.append(start, records[start : start + 4_000])
+        finally:
+            await journal.close()
+
+    asyncio.run(write())
+    args = ["-m", "chat_cli", "replay", "--database", sqlite_url(path)]
+    child = pexpect.spawn(
+        sys.executable,
+        args,
+        encoding="utf-8",
+        timeout=60,
+        dimensions=(40, 120),
+        env={**os.environ, "TERM": "xterm-256color"},
+    )
+    child.expect("replaying")  # the bar, drawn as soon as the replay starts
+    child.expect("general")  # then the summary
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    piped = chat_cli("replay", "--database", sqlite_url(path))
+    assert piped.returncode == 0, piped.stderr
+    assert "replaying" not in piped.stdout + piped.stderr
+    assert "general" in piped.stdout
