@@ -370,6 +370,41 @@ def test_too_much_missed_while_away_refetches_the_rooms(tmp_path: Path) -> None:
         back.stop()
 
 
+def test_a_colour_terminal_gets_coloured_names_and_a_dumb_one_none(
+    server: Server, tmp_path: Path
+) -> None:
+    """Usernames are coloured (the user's own in a colour of its own) where the terminal can
+    show it; TERM=dumb, as the other tests use, gets plain text."""
+    escape = re.compile(r"\x1b\[[0-9;]*m")
+    bob_env = client_env(server, tmp_path / "bob")
+    login(bob_env, "bob", "bob123")
+    screens = {}
+    for term in ("xterm-256color", "dumb"):
+        env = dict(client_env(server, tmp_path / f"alice-{term}"), TERM=term)
+        login(env, "alice", "alice123")
+        alice = spawn_chat(env)
+        screen = io.StringIO()
+        alice.logfile_read = screen
+        alice.expect("connected")
+        alice.sendline("/join paint")
+        alice.expect(r"#paint: \d+ users?:")
+        alice.sendline(f"mine on {term}")
+        alice.expect(f"<alice>.*mine on {term}")
+        assert cli(bob_env, "send", "--room", "paint", f"theirs on {term}").returncode == 0
+        alice.expect(f"<bob>.*theirs on {term}")
+        alice.sendline("/quit")
+        assert wait_exit(alice) == 0
+        screens[term] = screen.getvalue()
+    coloured = screens["xterm-256color"]
+    own = re.search(r"(\x1b\[[0-9;]*m)<alice>", coloured)
+    other = re.search(r"(\x1b\[[0-9;]*m)<bob>", coloured)
+    assert own is not None and other is not None, coloured
+    assert own.group(1) != other.group(1)  # "you" never share a colour with anyone
+    plain = screens["dumb"]
+    assert "<alice>" in plain and "<bob>" in plain
+    assert not escape.search(plain.split("connected", 1)[1]), plain
+
+
 def test_typing_is_announced_to_the_room(server: Server, tmp_path: Path) -> None:
     alice_env = client_env(server, tmp_path / "alice")
     bob_env = client_env(server, tmp_path / "bob")
