@@ -90,14 +90,14 @@ class _BulkFolder:
         self.state = replace(self.state, rooms=rooms)
 
     def feed(self, rows: list[tuple[Any, ...]]) -> None:
-        """Fold rows as `Journal.replay_rows` reads them (payloads still JSON text)."""
-        other = codec.PackedEvent
+        """Fold rows as `Journal.replay_rows` reads them, decoding (and upcasting) each."""
+        other, decode = codec.PackedEvent, codec.decode_event
         self.feed_packed(
             [
                 _message_row(seq, at, version, payload)
                 if tag is None
                 else other(
-                    seq, tag, version, at, actor, command_id, _decode(seq, tag, version, payload)
+                    seq, tag, version, at, actor, command_id, decode(seq, tag, version, payload)
                 )
                 for seq, tag, version, payload, at, actor, command_id in rows
             ]
@@ -118,7 +118,7 @@ class _BulkFolder:
             if type(row) is message_row:
                 message = row.event
                 if type(message) is not message_cls:
-                    row = _upcast_message(row)  # an older version, or the wrong payload
+                    row = _upcast_message(row)  # an older version, still JSON text
                     message = row.event
                 assert type(message) is message_cls
                 seq = row.seq
@@ -181,11 +181,9 @@ def _checked_message(seq: int, event: e.Event) -> e.MessageSent:
 
 
 def _message_row(seq: int, at: int, version: int, payload: str | bytes) -> codec.PackedMessage:
-    """A message row read on its own, as the packed page would have it."""
-    event = _decode(seq, "message_sent", version, payload)
-    if not isinstance(event, str):
-        event = _checked_message(seq, event)
-    return codec.PackedMessage(seq, at, version, event)
+    """A message row read on its own, decoded (and upcast), as a packed page would hold it."""
+    event = codec.decode_event(seq, "message_sent", version, payload)
+    return codec.PackedMessage(seq, at, version, _checked_message(seq, event))
 
 
 def _event(row: codec.PackedEvent) -> e.Event:
@@ -198,17 +196,6 @@ def _event(row: codec.PackedEvent) -> e.Event:
         raise CorruptJournal(row.seq, f"unknown event tag {row.tag!r}")
     if type(event) is not expected:
         raise CorruptJournal(row.seq, f"payload type {e.tag_of(event)!r} under tag {row.tag!r}")
-    return event
-
-
-def _decode(seq: int, tag: str, version: int, payload: str | bytes) -> e.Event | str:
-    """A row's payload decoded if it has its tag's current version, else left as text."""
-    if version != codec.VERSIONS.get(tag):
-        return payload if isinstance(payload, str) else payload.decode(errors="replace")
-    try:
-        event: e.Event = codec._decoder.decode(payload)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise CorruptJournal(seq, str(exc)) from exc
     return event
 
 
