@@ -292,13 +292,16 @@ def test_messages_from_another_joined_room_carry_its_name(server: Server, tmp_pa
     assert wait_exit(alice) == 0
 
 
-def test_reconnect_resumes_without_loss_or_repeat(tmp_path: Path) -> None:
+def _alice_in_lobby(
+    tmp_path: Path,
+) -> tuple[Path, Server, dict[str, str], pexpect.spawn, io.StringIO]:
+    """A server of the test's own with alice chatting in #lobby (her screen recorded) and bob
+    logged in: (data dir, server, bob's environment, alice's chat, her transcript)."""
     data = tmp_path / "data"
     data.mkdir()
-    first = Server(data)
-    port = first.port
-    alice_env = client_env(first, tmp_path / "alice")
-    bob_env = client_env(first, tmp_path / "bob")
+    server = Server(data)
+    alice_env = client_env(server, tmp_path / "alice")
+    bob_env = client_env(server, tmp_path / "bob")
     login(alice_env, "alice", "alice123")
     login(bob_env, "bob", "bob123")
     alice = spawn_chat(alice_env)
@@ -307,6 +310,12 @@ def test_reconnect_resumes_without_loss_or_repeat(tmp_path: Path) -> None:
     alice.expect("connected")
     alice.sendline("/join lobby")
     alice.expect(r"#lobby: \d+ users?:")
+    return data, server, bob_env, alice, transcript
+
+
+def test_reconnect_resumes_without_loss_or_repeat(tmp_path: Path) -> None:
+    data, first, bob_env, alice, transcript = _alice_in_lobby(tmp_path)
+    port = first.port
     assert cli(bob_env, "send", "--room", "lobby", "before restart").returncode == 0
     alice.expect("<bob> before restart")
 
@@ -331,20 +340,8 @@ def test_reconnect_resumes_without_loss_or_repeat(tmp_path: Path) -> None:
 def test_too_much_missed_while_away_refetches_the_rooms(tmp_path: Path) -> None:
     """More events than `chat.max_resume_events` while away: `resync_required`, and the client
     joins its rooms again, which shows their recent history."""
-    data = tmp_path / "data"
-    data.mkdir()
-    first = Server(data)
+    data, first, bob_env, alice, transcript = _alice_in_lobby(tmp_path)
     port = first.port
-    alice_env = client_env(first, tmp_path / "alice")
-    bob_env = client_env(first, tmp_path / "bob")
-    login(alice_env, "alice", "alice123")
-    login(bob_env, "bob", "bob123")
-    alice = spawn_chat(alice_env)
-    transcript = io.StringIO()
-    alice.logfile_read = transcript
-    alice.expect("connected")
-    alice.sendline("/join lobby")
-    alice.expect(r"#lobby: \d+ users?:")
     first.stop()
     alice.expect("connection lost; reconnecting")
     # Bob talks on another port while alice keeps retrying the first one.
