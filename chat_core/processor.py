@@ -159,6 +159,14 @@ class CommandProcessor:
 
     async def submit(self, command: c.Command) -> Outcome:
         """Queue a command and wait until it is decided and, if it appended, committed."""
+        return await (await self.enqueue(command))
+
+    async def enqueue(self, command: c.Command) -> asyncio.Future[Outcome]:
+        """Queue a command; the future resolves as `submit` returns.
+
+        Waits only while the queue is full (backpressure), so a caller that must not wait for
+        the commit (the reader's pipelined sends) keeps its commands in arrival order.
+        """
         if self._closing:
             raise InternalError("the server is shutting down", "shutting_down")
         loop = asyncio.get_running_loop()
@@ -177,7 +185,7 @@ class CommandProcessor:
             self._wake = None
             if not wake.done():
                 wake.set_result(None)
-        return await future
+        return future
 
     def _poke(self, _: object = None) -> None:
         wake = self._wake

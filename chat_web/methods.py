@@ -79,6 +79,16 @@ async def leave_room(rt: Runtime, conn: Connection, params: p.LeaveRoomParams, a
 async def send_message(
     rt: Runtime, conn: Connection, params: p.SendMessageParams, at: datetime
 ) -> Any:
+    command = send_command(rt, conn, params, at)
+    if not rt.settings.chat.persist_messages:
+        return send_live(rt, command)
+    return sent_result(await rt.processor.submit(command))
+
+
+def send_command(
+    rt: Runtime, conn: Connection, params: p.SendMessageParams, at: datetime
+) -> c.SendMessage:
+    """send_message's checks before the processor (room, account, rate limit) and its command."""
     room_id = _room_or_current(conn, params.room_id)
     authorize(rt.processor.state, conn.username, at)
     if rt.messages is not None:
@@ -87,7 +97,7 @@ async def send_message(
             raise RateLimited(
                 "too many messages; slow down", retry_after_ms=max(1, int(wait * 1000 + 0.999))
             )
-    command = c.SendMessage(
+    return c.SendMessage(
         actor=conn.username,
         at=at,
         limits=rt.limits,
@@ -95,9 +105,10 @@ async def send_message(
         text=params.text,
         client_msg_id=params.client_msg_id,
     )
-    if not rt.settings.chat.persist_messages:
-        return send_live(rt, command)
-    outcome = await rt.processor.submit(command)
+
+
+def sent_result(outcome: Outcome) -> dict[str, Any]:
+    """send_message's result from its committed outcome (or the first one, for a duplicate)."""
     if outcome.duplicate is not None:
         ref = outcome.duplicate
         return {

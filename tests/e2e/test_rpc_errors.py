@@ -232,3 +232,38 @@ async def test_results_are_objects_for_every_user_method(client: Client) -> None
         await client.call("leave_room", room_id=room.lower()),
     ]
     assert all(isinstance(result, dict) for result in results)
+
+
+async def test_pipelined_sends_are_answered_in_request_order(chat: Harness) -> None:
+    """Lone send_message frames run ahead of their commits; answers still leave in request
+    order, whether a send commits, is refused by the processor (not a member, blank text) or
+    by the parser (no text: that frame is not pipelined and waits for those before it)."""
+    user = await chat.new_user()
+    room, other = unique("order"), unique("other")
+    client = await chat.connect(user)
+    await client.call("join_room", room_name=other)
+    await client.call("leave_room", room_id=other.lower())
+    await client.call("join_room", room_name=room)
+    kinds = [
+        ({"room_id": room, "text": "ok"}, None),
+        ({"room_id": other, "text": "not a member"}, "not_a_member"),
+        ({"room_id": room, "text": "   "}, "empty_message"),
+        ({"room_id": room}, "invalid_params"),
+        ({"text": "to the current room"}, None),
+    ]
+    ids = [f"o{i}" for i in range(40)]
+    for i, request_id in enumerate(ids):
+        params = kinds[i % len(kinds)][0]
+        frame = {"jsonrpc": "2.0", "id": request_id, "method": "send_message", "params": params}
+        await client.raw_send(json.dumps(frame))
+    answers = [await client.next_frame(timeout=10) for _ in ids]
+
+    assert [a["id"] for a in answers] == ids
+    for i, answer in enumerate(answers):
+        reason = kinds[i % len(kinds)][1]
+        if reason is None:
+            assert answer["result"]["room_id"] == room.lower(), answer
+        else:
+            assert answer["error"]["data"]["reason"] == reason, answer
+    seqs = [a["result"]["seq"] for a in answers if "result" in a]
+    assert len(seqs) == 16 and seqs == sorted(seqs)
