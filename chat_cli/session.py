@@ -96,13 +96,16 @@ SessionEvent = Notice | Status | Ended
 
 
 def ws_url(server: str, since: int | None) -> str:
-    """The WebSocket endpoint of a server base URL (http -> ws, https -> wss)."""
+    """The WebSocket endpoint of a server base URL (http -> ws, https -> wss).
+
+    `batch=1`: the client reads frames holding several messages (PROTOCOL.md section 2).
+    """
     base = server.rstrip("/")
     if base.startswith("https://"):
         base = "wss://" + base.removeprefix("https://")
     elif base.startswith("http://"):
         base = "ws://" + base.removeprefix("http://")
-    return f"{base}/ws" + (f"?since={since}" if since is not None else "")
+    return f"{base}/ws?batch=1" + (f"&since={since}" if since is not None else "")
 
 
 def backoff_delay(attempt: int, base: float = 0.5, cap: float = 30.0) -> float:

@@ -4,6 +4,11 @@ Everything that reaches the socket goes through `send` (never blocks: a full que
 connection with 4008) and the one writer task, so frames leave in the order they were queued
 and nobody ever awaits a slow client. `close_after_queued` lets the frames already queued out
 first (a kick or ban notification), `abort` drops them and closes at once.
+
+A client that connected with `batch=1` (PROTOCOL.md section 2) gets whatever is queued when
+the writer wakes as one array frame: under load most of a frame's cost is the socket write,
+so a command's answer and its room's deliveries leaving together cost about one write instead
+of five (bench/run.py, durable). Nothing waits to fill a frame, so it costs no latency.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Final
 
 from litestar import WebSocket
@@ -22,6 +27,10 @@ from chat_web.logging_setup import ConnectionLogger, connection_logger
 SLOW_READER: Final = 4008
 # How long a close waits for queued frames and the closing handshake before giving up.
 CLOSE_TIMEOUT: Final = 5.0
+# A batching client's array frame: at most this many messages, and no message added once it
+# holds this many characters (a frame is at most this plus one message).
+MAX_BATCH: Final = 256
+MAX_BATCH_CHARS: Final = 65_536
 
 
 class _Close:
@@ -46,6 +55,7 @@ class Connection:
         "_wakeup",
         "_writer",
         "address",
+        "batching",
         "close_code",
         "closing",
         "current_room",
@@ -65,6 +75,7 @@ class Connection:
         address: str,
         current_room: str | None,
         queue_limit: int,
+        batching: bool = False,
     ) -> None:
         self.socket = socket
         self.id = connection_id
@@ -72,6 +83,7 @@ class Connection:
         self.key = key
         self.address = address
         self.current_room = current_room
+        self.batching = batching
         # A bare deque and one wake-up future, not an asyncio.Queue: the queue costs ~3 KB per
         # idle connection (three deques, an Event), this ~0.8 KB (bench/run.py, idle memory).
         # Made once, not dropped when drained: a new deque per burst costs the fan-out more.
@@ -143,6 +155,14 @@ class Connection:
         """Write a frame directly: only for the preamble, which runs inside the writer."""
         await self.socket.send(_text(frame))
 
+    async def write_all_now(self, frames: Iterable[str]) -> None:
+        """Write frames directly (the preamble's resume backlog), joined for a batching client."""
+        pending: deque[str | _Close] = deque(frames)
+        while pending:
+            first = pending.popleft()
+            assert isinstance(first, str)
+            await self.socket.send(_text(_coalesce(first, pending) if self.batching else first))
+
     async def _write(self, preamble: Callable[[], Awaitable[None]]) -> None:
         try:
             await preamble()
@@ -160,6 +180,8 @@ class Connection:
                     if self._closer is None:
                         self._closer = asyncio.create_task(self._close(item.code))
                     return
+                if self.batching and queue:
+                    item = _coalesce(item, queue)
                 await self.socket.send(_text(item))
         except asyncio.CancelledError:
             raise
@@ -190,6 +212,22 @@ class Connection:
                     task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await asyncio.wait_for(task, CLOSE_TIMEOUT)
+
+
+def _coalesce(first: str, queue: deque[str | _Close]) -> str:
+    """`first` and the frames queued after it, as one array frame (a batching client)."""
+    if first[0] == "[":  # already an array (a batch's responses): never nested
+        return first
+    parts = [first]
+    size = len(first)
+    while queue and len(parts) < MAX_BATCH and size < MAX_BATCH_CHARS:
+        item = queue[0]
+        if isinstance(item, _Close) or item[0] == "[":
+            break
+        parts.append(item)
+        queue.popleft()
+        size += len(item)
+    return first if len(parts) == 1 else "[" + ",".join(parts) + "]"
 
 
 def _text(frame: str) -> WebSocketSendEvent:

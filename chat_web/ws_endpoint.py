@@ -88,6 +88,16 @@ def _since_of(socket: WebSocket[Any, Any, Any]) -> int | None:
     return int(text)
 
 
+def _batch_of(socket: WebSocket[Any, Any, Any]) -> bool:
+    """Whether the client accepts several messages in one frame (`batch=1`)."""
+    text = _query_param(socket, "batch")
+    if text is None or text in ("0", "false"):
+        return False
+    if text in ("1", "true"):
+        return True
+    raise _Refusal(BAD_REQUEST, "invalid_batch", "batch must be 1, true, 0 or false")
+
+
 def _check_account(state: ChatState, subject: str) -> str:
     """The account's canonical username, or a refusal (gone: 4401, banned: 4403)."""
     if user_key(subject) == SYSTEM_ACTOR:
@@ -141,6 +151,7 @@ async def chat_socket(socket: WebSocket[Any, Any, Any]) -> None:
     address = socket.client.host if socket.client is not None else "unknown"
     try:
         since = _since_of(socket)
+        batching = _batch_of(socket)
         subject, expires = _verify(rt.secret, _token_of(socket))
         _check_account(rt.processor.state, subject)
         if rt.connections is not None and not rt.connections.try_acquire(address):
@@ -152,7 +163,7 @@ async def chat_socket(socket: WebSocket[Any, Any, Any]) -> None:
     try:
         await socket.accept()
         try:
-            conn = _open(rt, socket, subject, since, address)
+            conn = _open(rt, socket, subject, since, address, batching)
         except _Refusal as refusal:  # the account changed during the handshake
             await _refuse(socket, refusal, accepted=True)
             return
@@ -180,7 +191,12 @@ def _verify(secret: str, token: str) -> tuple[str, int]:
 
 
 def _open(
-    rt: Runtime, socket: WebSocket[Any, Any, Any], subject: str, since: int | None, address: str
+    rt: Runtime,
+    socket: WebSocket[Any, Any, Any],
+    subject: str,
+    since: int | None,
+    address: str,
+    batching: bool,
 ) -> Connection:
     """The connection, registered with the hub and with its writer started."""
     # One synchronous step, no await: the snapshot (head H) and the registration, so the hub
@@ -196,6 +212,7 @@ def _open(
         address=address,
         current_room=current_room_of(snapshot, username),
         queue_limit=rt.settings.server.send_queue_limit,
+        batching=batching,
     )
     rt.hub.register(conn, snapshot)
     established = Established(
@@ -224,8 +241,7 @@ def _open(
             conn.log.info("resume from %d: too much missed, resync_required", since)
             await conn.write_now(_notification("resync_required", {"journal_seq": snapshot.seq}))
             return
-        for frame in frames:
-            await conn.write_now(frame)
+        await conn.write_all_now(frames)
 
     conn.log.info("connected (since=%s, head=%d)", since, snapshot.seq)
     conn.start_writer(preamble)

@@ -61,8 +61,8 @@ def test_every_command_has_help() -> None:
 
 
 def test_ws_url_follows_the_http_scheme() -> None:
-    assert ws_url("http://h:3000", None) == "ws://h:3000/ws"
-    assert ws_url("https://h/", 42) == "wss://h/ws?since=42"
+    assert ws_url("http://h:3000", None) == "ws://h:3000/ws?batch=1"
+    assert ws_url("https://h/", 42) == "wss://h/ws?batch=1&since=42"
 
 
 def test_backoff_grows_is_capped_and_jittered() -> None:

@@ -98,9 +98,14 @@ class Client:
     `next_notification`, and any other frame (answers to `raw_send`) to `next_frame`.
     """
 
-    def __init__(self, ws: ClientConnection, established: Notification) -> None:
+    def __init__(
+        self, ws: ClientConnection, established: Notification, *, batch: bool = False
+    ) -> None:
         self.ws = ws
         self.established = established
+        # batch=True: the client asked for `batch=1`, so an array frame is several messages.
+        self.batch = batch
+        self.frame_sizes: list[int] = []  # messages per frame received after the first
         self.notifications: list[Notification] = [established]
         self._buffer: list[Notification] = []
         self._frames: list[Any] = []
@@ -122,9 +127,12 @@ class Client:
         *,
         via: str = "header",
         timeout: float = DEFAULT_TIMEOUT,
+        batch: bool = False,
         **ws_options: Any,
     ) -> Client:
         """Connect and read the first frame, which must be `connection_established`."""
+        if batch:
+            ws_options["extra_query"] = {**ws_options.get("extra_query", {}), "batch": "1"}
         ws = await open_socket(ws_url, token, since, via=via, timeout=timeout, **ws_options)
         try:
             async with asyncio.timeout(timeout):
@@ -140,7 +148,7 @@ class Client:
         if message.get("method") != "connection_established":
             await ws.close()
             raise AssertionError(f"the first frame is not connection_established: {message}")
-        return cls(ws, message)
+        return cls(ws, message, batch=batch)
 
     async def close(self) -> None:
         """Close the socket (1000) and wait for the reader to finish."""
@@ -179,6 +187,16 @@ class Client:
 
     def _dispatch(self, raw: str | bytes) -> None:
         message = json.loads(raw)
+        if self.batch and isinstance(message, list):
+            self.frame_sizes.append(len(message))
+            for item in message:
+                assert isinstance(item, dict), f"a nested array in a batched frame: {raw!r}"
+                self._dispatch_one(item)
+            return
+        self.frame_sizes.append(1)
+        self._dispatch_one(message)
+
+    def _dispatch_one(self, message: Any) -> None:
         if isinstance(message, dict) and "method" in message and "id" not in message:
             message["_received_at"] = time.monotonic()
             self.notifications.append(message)
