@@ -113,15 +113,18 @@ class Server:
         return self
 
     def _profile(self) -> None:
-        """BENCH_PYSPY=DIR: record every chat server with py-spy (collapsed stacks) into DIR."""
+        """BENCH_PYSPY=DIR: record every chat server with py-spy (collapsed stacks) into DIR;
+        BENCH_PYSPY_ARGS: more py-spy options (`--gil`: only the thread holding the GIL)."""
         out = os.environ.get("BENCH_PYSPY")
         if not out or "chat_web" not in self.cmd:
             return
         Path(out).mkdir(parents=True, exist_ok=True)
         name = Path(out) / f"chat-{self.pid}.txt"
         spy = Path(sys.executable).with_name("py-spy")
+        cmd = [str(spy), "record", "-p", str(self.pid), "-r", "200", "-f", "raw", "-o", str(name)]
+        cmd += os.environ.get("BENCH_PYSPY_ARGS", "").split()
         self.spy = subprocess.Popen(
-            [str(spy), "record", "-p", str(self.pid), "-r", "200", "-f", "raw", "-o", str(name)],
+            cmd,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -252,6 +255,9 @@ class Spec:
     inflight: int = 32  # fanout_send: unacknowledged requests
     rate: float = 10.0  # paced_send
     text: str = "hello from the benchmark, a message of a typical length for a chat line"
+    # Connect with `batch=1` (PROTOCOL.md section 2): the server may join queued messages into
+    # one array frame. The bare baselines ignore it.
+    batch: bool = False
 
 
 class _Sock(asyncio.Protocol):
@@ -273,7 +279,8 @@ class _Sock(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.lost: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.count = 0
+        self.count = 0  # message_received messages
+        self.frames = 0  # text frames (with batch=1, one may hold several messages)
         self.pending: dict[int, asyncio.Future[float]] = {}
         self.closed = False
 
@@ -290,6 +297,7 @@ class _Sock(asyncio.Protocol):
         for event in protocol.events_received():
             if type(event) is Frame:
                 if event.opcode is Opcode.TEXT:
+                    self.frames += 1
                     payload = event.data
                     self._frame(payload if type(payload) is bytes else bytes(payload))
                 elif event.opcode is Opcode.CLOSE:
@@ -304,26 +312,39 @@ class _Sock(asyncio.Protocol):
 
     def _frame(self, data: bytes) -> None:
         """Count message_received frames; resolve acks; with `arrivals`, keep the latest."""
-        if b'"message_received"' in data:
-            self.count += 1
-            arrivals = self.arrivals
-            if arrivals is not None:
-                now = time.monotonic_ns()
-                text = _decode(data)["params"]["text"]
-                if text.startswith("lat "):
-                    # message number -> [latest arrival, receivers reached]
-                    seen = arrivals.setdefault(int(text.split()[1]), [0, 0])
-                    seen[0] = max(seen[0], now)
-                    seen[1] += 1
+        if data[:1] == b"[":  # several messages in one frame (the client asked for batches)
+            for msg in _decode(data):
+                self._message(msg)
+        elif b'"message_received"' in data:
+            self._received(_decode(data) if self.arrivals is not None else None)
         elif self.pending and b'"id"' in data:
-            msg = _decode(data)
-            rid = msg.get("id") if isinstance(msg, dict) else None
-            fut = self.pending.pop(rid, None) if isinstance(rid, int) else None
-            if fut is not None and not fut.done():
-                if "error" in msg:
-                    fut.set_exception(RuntimeError(str(msg["error"])))
-                else:
-                    fut.set_result(time.perf_counter())
+            self._message(_decode(data))
+
+    def _message(self, msg: Any) -> None:
+        if not isinstance(msg, dict):
+            return
+        if msg.get("method") == "message_received":
+            self._received(msg)
+            return
+        rid = msg.get("id")
+        fut = self.pending.pop(rid, None) if isinstance(rid, int) else None
+        if fut is not None and not fut.done():
+            if "error" in msg:
+                fut.set_exception(RuntimeError(str(msg["error"])))
+            else:
+                fut.set_result(time.perf_counter())
+
+    def _received(self, msg: dict[str, Any] | None) -> None:
+        self.count += 1
+        arrivals = self.arrivals
+        if arrivals is not None and msg is not None:
+            now = time.monotonic_ns()
+            text = msg["params"]["text"]
+            if text.startswith("lat "):
+                # message number -> [latest arrival, receivers reached]
+                seen = arrivals.setdefault(int(text.split()[1]), [0, 0])
+                seen[0] = max(seen[0], now)
+                seen[1] += 1
 
     def send(self, text: bytes) -> None:
         self.protocol.send_text(text)
@@ -357,14 +378,14 @@ class _Sock(asyncio.Protocol):
         self.transport.close()
 
 
-async def _open(url: str, token: str, arrivals: dict[int, list[int]] | None) -> _Sock:
+async def _open(url: str, token: str, arrivals: dict[int, list[int]] | None, batch: bool) -> _Sock:
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     loop = asyncio.get_running_loop()
     for attempt in range(5):
-        sock = _Sock(f"{url}?token={token}", arrivals)
+        sock = _Sock(f"{url}?token={token}" + ("&batch=1" if batch else ""), arrivals)
         try:
             await loop.create_connection(lambda s=sock: s, host, port)  # type: ignore[misc]
             await asyncio.wait_for(sock.opened, 60)
@@ -397,7 +418,7 @@ async def _worker(spec: Spec, pipe: Pipe, progress: Any) -> None:
 
     async def opened(token: str) -> _Sock:
         async with gate:
-            return await _open(spec.ws_url, token, arrivals)
+            return await _open(spec.ws_url, token, arrivals, spec.batch)
 
     socks = await asyncio.gather(*(opened(t) for t in spec.tokens))
     pipe.send(("ready", len(socks)))
@@ -468,7 +489,7 @@ async def _closed_loop(spec: Spec, socks: Sequence[_Sock], until: float) -> dict
 
     await asyncio.gather(*(run(i, s) for i, s in enumerate(socks)))
     # perf_counter is CLOCK_MONOTONIC on Linux, as time.monotonic: comparable across processes.
-    return {"acks": acks, "errors": errors}
+    return {"acks": acks, "errors": errors, "frames": sum(s.frames for s in socks)}
 
 
 async def _paced_send(spec: Spec, sock: _Sock, until: float) -> dict[str, Any]:
