@@ -109,8 +109,8 @@ class _Pipeline:
 
     No task per send: the checks run and the command is queued on the processor from the
     reader itself, and the processor's future answers through a callback (a task per command
-    cost the durable benchmark ~5 us of the ~70 us a command takes). Answers leave in request
-    order: one that is ready waits in `pending` for those before it.
+    was ~5% of the event loop's time under bench/run.py's durable load). Answers leave in
+    request order: one that is ready waits in `pending` for those before it.
     """
 
     __slots__ = ("conn", "depth", "expires", "pending", "rt", "waiter")

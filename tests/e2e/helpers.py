@@ -85,6 +85,14 @@ def parse_time(value: str) -> datetime:
     return parsed
 
 
+def rpc_frame(request_id: str, method: str, params: dict[str, Any] | None = None) -> str:
+    """A JSON-RPC request as a text frame (for `raw_send` and `request_raw`)."""
+    message: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id, "method": method}
+    if params is not None:
+        message["params"] = params
+    return json.dumps(message)
+
+
 def durable(notifications: list[Notification]) -> list[tuple[str, int]]:
     """(method, seq) of the notifications that carry a seq, in arrival order."""
     return [(n["method"], n["params"]["seq"]) for n in notifications if "seq" in n["params"]]

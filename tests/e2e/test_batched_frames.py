@@ -7,7 +7,15 @@ import itertools
 import json
 
 import pytest
-from helpers import Client, HandshakeRefused, Harness, durable, open_socket, unique
+from helpers import (
+    Client,
+    HandshakeRefused,
+    Harness,
+    durable,
+    open_socket,
+    rpc_frame,
+    unique,
+)
 
 BURST = 100
 
@@ -21,13 +29,8 @@ async def burst(
 ) -> list[dict[str, object]]:
     """BURST lone send_message frames written back to back (the server pipelines them)."""
     frames = [
-        json.dumps(
-            {
-                "jsonrpc": "2.0",
-                "id": f"{prefix}-{i}",
-                "method": "send_message",
-                "params": {"room_id": room_id, "text": f"{prefix} {i}{pad}"},
-            }
+        rpc_frame(
+            f"{prefix}-{i}", "send_message", {"room_id": room_id, "text": f"{prefix} {i}{pad}"}
         )
         for i in range(BURST)
     ]
@@ -80,11 +83,7 @@ async def test_a_batched_frame_stops_growing_past_64k_characters(chat: Harness) 
     try:
         first = json.loads(await ws.recv())
         assert first["method"] == "connection_established"
-        await ws.send(
-            json.dumps(
-                {"jsonrpc": "2.0", "id": 1, "method": "join_room", "params": {"room_name": room}}
-            )
-        )
+        await ws.send(rpc_frame("j", "join_room", {"room_name": room}))
         pad = " " + "x" * 900  # ~1 KB a notification: the whole burst is ~100 KB
         answers = await burst(sender, room.lower(), "big", pad)
         assert all("result" in answer for answer in answers), answers
@@ -134,14 +133,7 @@ async def test_a_resume_backlog_reaches_a_batching_client_in_arrays(chat: Harnes
 async def test_a_client_batch_is_answered_by_one_array_never_nested(chat: Harness) -> None:
     user = await chat.new_user()
     client = await chat.connect(user, batch=True)
-    await client.raw_send(
-        json.dumps(
-            [
-                {"jsonrpc": "2.0", "id": "x1", "method": "ping"},
-                {"jsonrpc": "2.0", "id": "x2", "method": "whoami"},
-            ]
-        )
-    )
+    await client.raw_send(f"[{rpc_frame('x1', 'ping')},{rpc_frame('x2', 'whoami')}]")
     one = await client.next_frame()
     two = await client.next_frame()
 

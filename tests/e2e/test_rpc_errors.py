@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from helpers import Client, Harness, unique
+from helpers import Client, Harness, rpc_frame, unique
 
 
 def assert_error(frame: Any, code: int, reason: str, request_id: Any) -> dict[str, Any]:
@@ -253,9 +253,7 @@ async def test_pipelined_sends_are_answered_in_request_order(chat: Harness) -> N
     ]
     ids = [f"o{i}" for i in range(40)]
     for i, request_id in enumerate(ids):
-        params = kinds[i % len(kinds)][0]
-        frame = {"jsonrpc": "2.0", "id": request_id, "method": "send_message", "params": params}
-        await client.raw_send(json.dumps(frame))
+        await client.raw_send(rpc_frame(request_id, "send_message", kinds[i % len(kinds)][0]))
     answers = [await client.next_frame(timeout=10) for _ in ids]
 
     assert [a["id"] for a in answers] == ids

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import socket
 import time
 from pathlib import Path
 from typing import Any
 
-from helpers import Client, HandshakeRefused, Harness, open_socket, unique
+from helpers import Client, HandshakeRefused, Harness, open_socket, rpc_frame, unique
 from reliability_kit import size, wait_for_log
 from websockets.exceptions import ConnectionClosed
 
@@ -190,14 +189,7 @@ async def test_a_flooding_client_is_rate_limited_and_others_stay_responsive(laun
         frames = 3000
         started = time.monotonic()
         batch = [
-            json.dumps(
-                {
-                    "jsonrpc": "2.0",
-                    "id": f"f{i}",
-                    "method": "send_message",
-                    "params": {"room_id": room, "text": f"flood {i}"},
-                }
-            )
+            rpc_frame(f"f{i}", "send_message", {"room_id": room, "text": f"flood {i}"})
             for i in range(frames)
         ]
         responses = await asyncio.gather(
@@ -212,12 +204,7 @@ async def test_a_flooding_client_is_rate_limited_and_others_stay_responsive(laun
         assert per_minute // 2 <= len(ok) <= per_minute + elapsed * per_minute / 60 + 1, len(ok)
         # A ping flood (no rate limit) is answered in full, and others are not held up.
         pings = await asyncio.gather(
-            *(
-                flooder.request_raw(
-                    json.dumps({"jsonrpc": "2.0", "id": f"p{i}", "method": "ping"}), f"p{i}"
-                )
-                for i in range(frames)
-            )
+            *(flooder.request_raw(rpc_frame(f"p{i}", "ping"), f"p{i}") for i in range(frames))
         )
         assert all(p["result"]["pong"] for p in pings)
         worst = await pinger.stop()
