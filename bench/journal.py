@@ -189,11 +189,11 @@ async def _processor_run(
     finally:
         await processor.stop()
         await journal.close()
-    batches = batches1 - batches0
+    batches = int(batches1 - batches0)
     return AppendResult(
         rate=(done1 - done0) / elapsed,
         batches=batches,
-        rows=rows1 - rows0,
+        rows=int(rows1 - rows0),
         seconds=elapsed,
         mean_append_ms=1000 * (append1 - append0) / batches if batches else 0.0,
     )
@@ -525,7 +525,7 @@ def cold_start(path: Path) -> dict[str, float]:
         cwd=BENCH_DIR.parent,
     )
     wall = time.perf_counter() - started
-    result = json.loads(out.stdout.strip().splitlines()[-1])
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
     result["wall"] = wall
     return result
 

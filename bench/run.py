@@ -63,7 +63,7 @@ class Row:
     def ratio(self) -> float | None:
         if self.baseline in (None, 0):
             return None
-        return self.value / self.baseline  # type: ignore[operator]
+        return self.value / self.baseline
 
 
 @dataclass
@@ -431,7 +431,7 @@ def scenario_latency(sz: Sizes, work: Path) -> list[Row]:
     data = ChatData(work / "latency", memberships)
     receivers = [data.tokens[u] for u in users]
     out: dict[str, dict[str, Any]] = {}
-    runs = (
+    runs: tuple[tuple[str, dict[str, str]], ...] = (
         ("bare", {}),
         ("untuned gc", {"CHAT__SERVER__GC_FREEZE": "false"}),
         ("gc.freeze + thresholds (default)", {}),
