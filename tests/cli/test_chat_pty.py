@@ -123,6 +123,17 @@ def spawn_chat(env: dict[str, str], *args: str) -> pexpect.spawn:
     return child
 
 
+def chat_in_room(env: dict[str, str], room: str) -> tuple[pexpect.spawn, io.StringIO]:
+    """A `chat-cli chat` that has joined #room, and the screen it has drawn so far."""
+    child = spawn_chat(env)
+    screen = io.StringIO()
+    child.logfile_read = screen
+    child.expect("connected")
+    child.sendline(f"/join {room}")
+    child.expect(rf"#{room}: \d+ users?:")
+    return child, screen
+
+
 def wait_exit(child: pexpect.spawn) -> int:
     child.expect(pexpect.EOF)
     child.close()
@@ -304,12 +315,7 @@ def _alice_in_lobby(
     bob_env = client_env(server, tmp_path / "bob")
     login(alice_env, "alice", "alice123")
     login(bob_env, "bob", "bob123")
-    alice = spawn_chat(alice_env)
-    transcript = io.StringIO()
-    alice.logfile_read = transcript
-    alice.expect("connected")
-    alice.sendline("/join lobby")
-    alice.expect(r"#lobby: \d+ users?:")
+    alice, transcript = chat_in_room(alice_env, "lobby")
     return data, server, bob_env, alice, transcript
 
 
@@ -379,12 +385,7 @@ def test_a_colour_terminal_gets_coloured_names_and_a_dumb_one_none(
     for term in ("xterm-256color", "dumb"):
         env = dict(client_env(server, tmp_path / f"alice-{term}"), TERM=term)
         login(env, "alice", "alice123")
-        alice = spawn_chat(env)
-        screen = io.StringIO()
-        alice.logfile_read = screen
-        alice.expect("connected")
-        alice.sendline("/join paint")
-        alice.expect(r"#paint: \d+ users?:")
+        alice, screen = chat_in_room(env, "paint")
         alice.sendline(f"mine on {term}")
         alice.expect(f"<alice>.*mine on {term}")
         assert cli(bob_env, "send", "--room", "paint", f"theirs on {term}").returncode == 0

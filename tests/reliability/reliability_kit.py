@@ -32,6 +32,13 @@ def _load_e2e_conftest() -> Any:
 ServerProcess: Any = _load_e2e_conftest().ServerProcess
 
 
+def stop_and_check(process: Any) -> None:
+    """Stop a module's server with SIGTERM: it must exit 0 and have logged no traceback."""
+    code = process.stop()
+    assert code == 0, f"exit code {code} after SIGTERM; output:\n{process.log_text()}"
+    assert not process.tracebacks(), "traceback in the server log:\n" + process.log_text()
+
+
 def size(name: str, default: int) -> int:
     """A test size: `RELIABILITY_<NAME>` from the environment, else the CI default."""
     return int(os.environ.get(f"RELIABILITY_{name.upper()}", default))

@@ -18,7 +18,7 @@ from typing import Any
 import jwt
 import pytest
 from helpers import GENEROUS_LIMITS, PASSWORD, Harness, User, handshake_outcome, unique
-from reliability_kit import ServerProcess
+from reliability_kit import ServerProcess, stop_and_check
 
 SECRET = "reliability-secret-" + "k" * 64
 OTHER_SECRET = "another-secret-entirely-" + "x" * 32
@@ -43,9 +43,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     try:
         yield process
     finally:
-        code = process.stop()
-        assert code == 0, process.log_text()
-        assert not process.tracebacks(), process.log_text()
+        stop_and_check(process)
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ import pytest
 from helpers import GENEROUS_LIMITS, Client, Harness, open_socket
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from reliability_kit import ServerProcess, size
+from reliability_kit import ServerProcess, size, stop_and_check
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
@@ -312,9 +312,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     try:
         yield process
     finally:
-        code = process.stop()
-        assert code == 0, process.log_text()
-        assert not process.tracebacks(), "traceback in the server log:\n" + process.log_text()
+        stop_and_check(process)
 
 
 class Fuzzing:
