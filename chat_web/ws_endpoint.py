@@ -120,13 +120,17 @@ async def _refuse(socket: WebSocket[Any, Any, Any], refusal: _Refusal, accepted:
     with contextlib.suppress(Exception):
         if not accepted and "websocket.http.response" in extensions:
             await socket.receive()  # the websocket.connect event
+            headers = [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ]
+            if refusal.code == TOO_MANY:
+                # As every 429 (PROTOCOL.md section 1); a slot frees as a socket closes.
+                headers.append((b"retry-after", b"1"))
             start: WebSocketResponseStartEvent = {
                 "type": "websocket.http.response.start",
                 "status": _HTTP_STATUS[refusal.code],
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
+                "headers": headers,
             }
             end: WebSocketResponseBodyEvent = {
                 "type": "websocket.http.response.body",

@@ -65,9 +65,15 @@ class ConnectionLost(AssertionError):
 class HandshakeRefused(Exception):
     """The server refused the WebSocket: by HTTP status, or by closing before any frame."""
 
-    def __init__(self, status: int | None = None, close_code: int | None = None) -> None:
+    def __init__(
+        self,
+        status: int | None = None,
+        close_code: int | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         self.status = status
         self.close_code = close_code
+        self.headers = headers or {}  # the HTTP refusal's headers, names lowercased
         super().__init__(f"refused: HTTP {status}, close code {close_code}")
 
 
@@ -391,7 +397,8 @@ async def open_socket(
     try:
         return await ws_connect(url, **options)
     except InvalidStatus as e:
-        raise HandshakeRefused(status=e.response.status_code) from e
+        headers = {name.lower(): value for name, value in e.response.headers.raw_items()}
+        raise HandshakeRefused(status=e.response.status_code, headers=headers) from e
 
 
 async def handshake_outcome(

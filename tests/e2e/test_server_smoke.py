@@ -180,6 +180,7 @@ async def test_connections_per_address_are_limited(start_server: StartServer) ->
         with pytest.raises(HandshakeRefused) as refused:
             await chat.connect(user)
         assert refused.value.status == 429
+        assert refused.value.headers.get("retry-after") == "1"
         await first.close()
         # The slot is freed once the server has finished with the closed socket, a few steps
         # after the client saw the closing handshake: until then a reconnect may still be
