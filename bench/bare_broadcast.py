@@ -13,7 +13,8 @@ exactly as it drives `chat-web serve`:
 - echo: `send_message` is parsed and answered, nothing else (the durable-command baseline).
 - room: as echo, and the notification also goes to every connection that has sent to the
   same room_id (a connection joins the room of its first send_message): the chat server's
-  frames for a durable command, without its journal, auth or rules.
+  frames for a durable command, without its journal, auth or rules. A client that connects
+  with `?batch=1` gets what is queued for it as one array frame, as from the chat's writer.
 - `/health` answers `{"status": "ok"}`.
 
 Same uvicorn settings as chat_web.server (websockets-sansio, per-message-deflate off, uvloop,
@@ -44,10 +45,11 @@ MODE = "broadcast"
 
 
 class _Peer:
-    __slots__ = ("closer", "queue", "room", "socket", "writer")
+    __slots__ = ("batching", "closer", "queue", "room", "socket", "writer")
 
     def __init__(self, sock: WebSocket[Any, Any, Any]) -> None:
         self.socket = sock
+        self.batching = sock.query_params.get("batch") in ("1", "true")
         self.room: str | None = None
         self.queue: asyncio.Queue[str] = asyncio.Queue(QUEUE_LIMIT)
         self.writer: asyncio.Task[None] | None = None
@@ -63,8 +65,15 @@ class _Peer:
 
     async def write(self) -> None:
         with contextlib.suppress(Exception):
+            queue = self.queue
             while True:
-                frame = await self.queue.get()
+                frame = await queue.get()
+                if self.batching and not queue.empty():
+                    # batch=1: what is queued leaves as one array frame, as the chat's writer.
+                    frames = [frame]
+                    while not queue.empty():
+                        frames.append(queue.get_nowait())
+                    frame = "[" + ",".join(frames) + "]"
                 await self.socket.send_text(frame)
 
 
