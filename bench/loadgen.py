@@ -482,6 +482,11 @@ async def _fanout_send(spec: Spec, sock: _Sock, progress: Any, until: float) -> 
             inflight -= done
         else:
             await asyncio.sleep(0.001)
+    # Requests still unanswered at the end: nobody waits for them (closing the socket would
+    # fail them with an exception that nobody reads, printed as a warning at exit).
+    for fut in inflight:
+        fut.cancel()
+    sock.pending.clear()
     return {"sent": sent}
 
 
