@@ -378,7 +378,8 @@ def scenario_durable(sz: Sizes, work: Path) -> list[Row]:
             echo["rate"],
             "",
             None,
-            "the same messages as the chat with nothing else: the ceiling of the chat's ratio to the echo",
+            "the same messages as the chat with nothing else: the ceiling of the chat's"
+            " ratio to the echo",
         ),
     ]
     # Clients that did not ask for batch=1: every message is a frame of its own.
