@@ -28,7 +28,8 @@ from chat_core.journal import Journal
 from chat_core.paths import sqlite_file
 from chat_core.replay import replay
 from chat_core.rules import room_key
-from chat_core.settings import database_url, load_settings
+from chat_core.settings import database_url
+from chat_core.settings_sources import load_settings
 from chat_core.state import ChatState, active_ban, initial_state, member_names
 
 # Journals shorter than this replay in well under a second: a progress bar would only flicker.

@@ -24,7 +24,8 @@ def _url() -> str:
     url = config.attributes.get("url") or config.get_main_option("sqlalchemy.url")
     if url:
         return str(url)
-    from chat_core.settings import database_url, load_settings
+    from chat_core.settings import database_url
+    from chat_core.settings_sources import load_settings
 
     settings = load_settings()
     settings_url = database_url(settings)

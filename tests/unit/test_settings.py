@@ -19,10 +19,10 @@ from chat_core.settings import (
     Settings,
     SettingsError,
     database_url,
-    load_settings,
     resolve_jwt_secret,
     sqlite_path,
 )
+from chat_core.settings_sources import load_settings
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config.example.toml"
 SECRET = "s" * 32
