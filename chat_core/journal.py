@@ -6,20 +6,19 @@ writer). The hot paths go through the driver (aiosqlite) connection with one pre
 statement each, to keep round trips to the driver's thread few: an append is one multi-row
 INSERT that is its own transaction, a replay page one query that SQLite packs into one JSON
 array (the next page is read while the caller folds this one), the idempotency look-up of a
-batch one query on a held reader connection."""
+batch one query on a held reader connection. The statements are in chat_core.journal_sql."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import fcntl
-import functools
 import json
 import os
 import sqlite3
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import aclosing
-from typing import Any, Literal, NamedTuple, TypeVar
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy import event as sa_event
 from sqlalchemy import func, select
@@ -32,98 +31,24 @@ from chat_core import events as e
 from chat_core.commands import MessageRef
 from chat_core.errors import JournalConflict, JournalError, UnsupportedJournal
 from chat_core.evolve import message_of
+from chat_core.journal_sql import (
+    COLUMNS,
+    FIND_SQL,
+    HEAD_SQL,
+    MAX_ROWS_PER_INSERT,
+    READ_SQL,
+    REPLAY_SQL,
+    PackedPage,
+    insert_sql,
+    packed_sql,
+    row_values,
+)
 from chat_core.paths import sqlite_file
 from chat_core.state import Message
 from chat_core.tables import INSERT_SQL, events
 
 Synchronous = Literal["FULL", "NORMAL"]
 _Page = TypeVar("_Page")
-
-_COLUMNS = (
-    events.c.seq,
-    events.c.tag,
-    events.c.version,
-    events.c.payload,
-    events.c.actor,
-    events.c.command_id,
-    events.c.recorded_at,
-)
-_HEAD_SQL = "SELECT coalesce(max(seq), 0) FROM events"
-# Idempotent retries: the keys arrive as one JSON array of [actor, command_id] pairs, so the
-# statement is the same whatever the batch (prepared once, cached by the driver). The
-# `command_id IS NOT NULL` lets the planner use the partial unique index on
-# (actor, command_id): one index probe per key (EXPLAIN QUERY PLAN: "SEARCH events USING
-# INDEX ux_events_actor_command_id (actor=? AND command_id=?)"), never a table scan.
-_FIND_SQL = (
-    "SELECT seq, tag, version, payload, actor, command_id, recorded_at FROM events"
-    " WHERE (actor, command_id) IN (SELECT value ->> 0, value ->> 1 FROM json_each(?))"
-    " AND command_id IS NOT NULL"
-)
-_READ_SQL = (
-    "SELECT seq, tag, version, payload, actor, command_id, recorded_at FROM events"
-    " WHERE seq > ? AND seq <= ? ORDER BY seq"
-)
-_REPLAY_SQL = (
-    "SELECT seq, nullif(tag, 'message_sent'), version, payload, recorded_at,"
-    " iif(tag = 'message_sent', NULL, actor), iif(tag = 'message_sent', NULL, command_id)"
-    " FROM events WHERE seq > ? AND seq <= ? ORDER BY seq"
-)
-
-
-# A replay page is built by SQLite as one JSON array, so that a page is one value to fetch
-# and one msgspec call to decode instead of 7 Python objects per row: SQLite builds it in the
-# driver's thread without the GIL, in parallel with the fold of the previous page. A message
-# row is `["m", seq, recorded_at, version, payload]` (folding it needs neither actor nor
-# command id), any other `["e", seq, tag, version, recorded_at, actor, command_id, payload]`
-# (see codec.PackedMessage and PackedEvent). A payload whose version is not the current one
-# of its tag goes as a JSON string, decoded one by one with upcasting. Columns go through %s,
-# so a value of an unexpected type breaks the page's decode (replay then reads that page
-# row by row, which names the row) instead of being coerced.
-_PACKED_ROW = (
-    "iif(tag = 'message_sent',"
-    " printf('[\"m\",%s,%s,%s,%s]', seq, recorded_at, version,"
-    " iif(version = {message_version}, payload, json_quote(payload))),"
-    " printf('[\"e\",%s,%s,%s,%s,%s,%s,%s]', seq, json_quote(tag), version, recorded_at,"
-    " json_quote(actor), json_quote(command_id),"
-    " iif(version = {current}, payload, json_quote(payload))))"
-)
-# group_concat follows the subquery's order; SQLite 3.44 can also say so explicitly.
-_ORDERED = " ORDER BY seq" if sqlite3.sqlite_version_info >= (3, 44) else ""
-_PACKED_SQL = (
-    "SELECT count(*), max(seq), CAST('[' || group_concat({row}, ','{ordered}) || ']' AS BLOB)"
-    " FROM (SELECT seq, tag, version, payload, actor, command_id, recorded_at FROM events"
-    " WHERE seq > ? AND seq <= ? ORDER BY seq LIMIT {limit})"
-)
-
-
-# One multi-row INSERT per append (see Journal._write), within SQLite's limit on bound
-# variables (32766 since 3.32, 999 before); larger batches take an explicit transaction.
-_MAX_VARIABLES = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
-_MAX_ROWS_PER_INSERT = _MAX_VARIABLES // 8  # columns per row
-
-
-@functools.lru_cache(maxsize=256)
-def _insert_sql(rows: int) -> str:
-    """INSERT_SQL with `rows` rows of values: the driver caches each as a prepared statement."""
-    return INSERT_SQL + ", (?, ?, ?, ?, ?, ?, ?, ?)" * (rows - 1)
-
-
-class PackedPage(NamedTuple):
-    """The `size` rows with after < seq <= last, as one JSON array."""
-
-    after: int
-    last: int
-    size: int
-    body: bytes
-
-
-def _packed_sql(page_size: int) -> str:
-    # The current version of each tag, read at call time (tests may add versions).
-    current = " ".join(f"WHEN '{tag}' THEN {v}" for tag, v in codec.VERSIONS.items())
-    row = _PACKED_ROW.format(
-        message_version=int(codec.VERSIONS["message_sent"]), current=f"CASE tag {current} END"
-    )
-    return _PACKED_SQL.format(row=row, ordered=_ORDERED, limit=int(page_size))
 
 
 def _engine(url: str, synchronous: Synchronous, *, writer: bool, readonly: bool) -> AsyncEngine:
@@ -158,37 +83,6 @@ def _engine(url: str, synchronous: Synchronous, *, writer: bool, readonly: bool)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
 
     return engine
-
-
-def _values(records: Sequence[e.Recorded]) -> list[Any]:
-    """The rows of `records` (INSERT_SQL's columns) as one flat list of values: the multi-row
-    INSERT's parameters. Locals bound once: this runs for every event the server records."""
-    values: list[Any] = []
-    extend = values.extend
-    tags, versions, encode, to_micros = _TAGS, _VERSIONS, _encode, _to_micros
-    for record in records:
-        event = record.event
-        tag = tags[event.__class__]
-        room_id = getattr(event, "room_id", None)
-        extend(
-            (
-                record.seq,
-                room_id if isinstance(room_id, str) else "system",
-                tag,
-                versions[tag],
-                encode(event).decode(),
-                record.actor,
-                record.command_id,
-                to_micros(record.at),
-            )
-        )
-    return values
-
-
-_TAGS = codec.TAGS
-_VERSIONS = codec.VERSIONS
-_encode = codec.encode_event
-_to_micros = codec.to_micros
 
 
 class Journal:
@@ -339,20 +233,20 @@ class Journal:
         so the batch's first row would collide with its rows on the primary key (a conflict).
         """
         try:
-            if self._head is not None and len(records) <= _MAX_ROWS_PER_INSERT:
-                await driver.execute(_insert_sql(len(records)), _values(records))
+            if self._head is not None and len(records) <= MAX_ROWS_PER_INSERT:
+                await driver.execute(insert_sql(len(records)), row_values(records))
                 return
             # First append, after a failure, or a batch too large for one statement: an
             # explicit transaction that reads the head under the write lock.
             await driver.execute("BEGIN IMMEDIATE")
-            head_rows = await driver.execute_fetchall(_HEAD_SQL)
+            head_rows = await driver.execute_fetchall(HEAD_SQL)
             self._head = int(next(iter(head_rows))[0])
             if self._head != expected_head:
                 raise JournalConflict(
                     f"another writer moved the journal head to {self._head},"
                     f" expected {expected_head}"
                 )
-            values = _values(records)
+            values = row_values(records)
             width = len(values) // len(records)
             rows = [values[i : i + width] for i in range(0, len(values), width)]
             await driver.executemany(INSERT_SQL, rows)
@@ -389,7 +283,7 @@ class Journal:
         self, after: int = 0, until: int | None = None, page_size: int = 10_000
     ) -> AsyncGenerator[list[tuple[Any, ...]], None]:
         """Raw rows (seq, tag, version, payload, actor, command_id, recorded_at), paged."""
-        async with aclosing(self._pages(_READ_SQL, after, until, page_size)) as pages:
+        async with aclosing(self._pages(READ_SQL, after, until, page_size)) as pages:
             async for rows in pages:
                 yield rows
 
@@ -402,7 +296,7 @@ class Journal:
         Folding a message needs neither actor nor command id, and a None costs nothing to
         build where a new str per row and column is a third of the read.
         """
-        async with aclosing(self._pages(_REPLAY_SQL, after, until, page_size)) as pages:
+        async with aclosing(self._pages(REPLAY_SQL, after, until, page_size)) as pages:
             async for rows in pages:
                 yield rows
 
@@ -410,7 +304,7 @@ class Journal:
         self, after: int = 0, until: int | None = None, page_size: int = 10_000
     ) -> AsyncGenerator[PackedPage, None]:
         """The rows replay folds, a page at a time, each page one JSON array (`_PACKED_ROW`)."""
-        sql = _packed_sql(page_size)
+        sql = packed_sql(page_size)
         upper = until if until is not None else 2**62
         async with self._reader.connect() as conn:
             raw = await conn.get_raw_connection()
@@ -453,7 +347,7 @@ class Journal:
         exist (`after_seq`: the room's creation, so a re-created room shows none of the old one's).
         """
         query = (
-            select(*_COLUMNS)
+            select(*COLUMNS)
             .where(
                 events.c.stream == room_id,
                 events.c.tag == "message_sent",
@@ -480,7 +374,7 @@ class Journal:
         async with self._lookup_lock:
             if self._lookup_conn is None:
                 self._lookup_conn, self._lookup_driver = await _hold(self._reader)
-            rows = await self._lookup_driver.execute_fetchall(_FIND_SQL, (json.dumps(wanted),))
+            rows = await self._lookup_driver.execute_fetchall(FIND_SQL, (json.dumps(wanted),))
         found: dict[tuple[str, str], MessageRef] = {}
         for seq, tag, version, payload, actor, command_id, at in rows:
             message = codec.decode_event(seq, tag, version, payload)

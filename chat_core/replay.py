@@ -26,7 +26,8 @@ from chat_core import codec
 from chat_core import events as e
 from chat_core.errors import CorruptJournal
 from chat_core.evolve import evolve, message_of
-from chat_core.journal import Journal, PackedPage
+from chat_core.journal import Journal
+from chat_core.journal_sql import PackedPage
 from chat_core.state import ChatState, Message, initial_state
 
 # The events that may be folded with `evolve` in the middle of a run of pending messages:
