@@ -55,7 +55,7 @@ class Runtime:
             hash_slots=asyncio.Semaphore(settings.auth.hash_concurrency),
             messages=TokenBucket(rate.messages_per_minute, 60.0) if enabled else None,
             login_failures=WindowCounter(rate.login_attempts_per_hour, HOUR) if enabled else None,
-            registrations=WindowCounter(rate.login_attempts_per_hour, HOUR) if enabled else None,
+            registrations=WindowCounter(rate.registrations_per_hour, HOUR) if enabled else None,
             connections=ConnectionCounter(rate.connections_per_ip) if enabled else None,
         )
 

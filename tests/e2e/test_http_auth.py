@@ -268,6 +268,29 @@ async def test_login_flood_is_rate_limited_with_429_and_retry_after(start_server
         ).status_code == 200
 
 
+async def test_registrations_are_limited_per_address_apart_from_logins(start_server: Any) -> None:
+    server = start_server(
+        {
+            "CHAT__RATE_LIMIT__REGISTRATIONS_PER_HOUR": "2",
+            "CHAT__RATE_LIMIT__LOGIN_ATTEMPTS_PER_HOUR": "1",
+        }
+    )
+    async with server.harness() as chat:
+        first = await chat.new_user("reg")
+        failed = await chat.login_response(first.username, "wrong-password")
+        assert_error(failed, 401, "invalid_credentials")
+        locked = await chat.login_response(first.username, "wrong-password")
+        assert_error(locked, 429, "rate_limited")
+        # The exhausted login limit does not touch registrations, which have their own.
+        await chat.new_user("reg")
+        limited = await chat.register(unique("reg"))
+        assert_error(limited, 429, "rate_limited")
+        retry_after = limited.headers.get("retry-after")
+        assert retry_after is not None and 0 < int(retry_after) <= 3600, limited.headers
+        # Nor does the exhausted registration limit touch logins.
+        assert (await chat.login_response("admin", "admin123")).status_code == 200
+
+
 async def test_login_of_an_unknown_user_takes_about_as_long_as_a_wrong_password(
     start_server: Any,
 ) -> None:

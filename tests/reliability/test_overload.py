@@ -265,7 +265,7 @@ async def test_concurrent_registrations_cannot_overrun_the_limit(launch: Any) ->
     """Registrations counted only after their hash let a concurrent burst all pass the limit
     (found here; fixed by counting before the hash)."""
     limit = 5
-    server = launch({"CHAT__RATE_LIMIT__LOGIN_ATTEMPTS_PER_HOUR": str(limit)})
+    server = launch({"CHAT__RATE_LIMIT__REGISTRATIONS_PER_HOUR": str(limit)})
     async with server.harness() as chat:
         # A taken name is refused before it counts.
         assert (await chat.register("alice")).status_code == 409
