@@ -7,8 +7,10 @@ an accepted socket closed at once with the matching 44xx code.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+import time
 from datetime import UTC, datetime
 from typing import Any, Final
 from urllib.parse import parse_qsl
@@ -35,6 +37,9 @@ FORBIDDEN: Final = 4403
 BAD_REQUEST: Final = 4400
 TOO_MANY: Final = 4429
 _HTTP_STATUS: Final = {UNAUTHORIZED: 401, FORBIDDEN: 403, BAD_REQUEST: 400, TOO_MANY: 429}
+# A connection whose token has expired is closed with 4401 this long after the expiry if it
+# has sent nothing since (a request after the expiry is answered -32001 first, then closed).
+EXPIRY_GRACE_SECONDS: Final = 2.0
 _encoder = msgspec.json.Encoder()
 
 
@@ -171,18 +176,28 @@ async def chat_socket(socket: WebSocket[Any, Any, Any]) -> None:
         except _Refusal as refusal:  # the account changed during the handshake
             await _refuse(socket, refusal, accepted=True)
             return
+        # An idle session must not outlive its token: nothing else would end it.
+        expiry = asyncio.get_running_loop().call_later(
+            max(0.0, expires + EXPIRY_GRACE_SECONDS - time.time()), _expire, conn
+        )
         try:
             await read_frames(rt, conn, expires)
         except Exception:
             conn.log.exception("connection failed")
             conn.abort(1011)
         finally:
+            expiry.cancel()
             rt.hub.unregister(conn)
             await conn.finish()
             conn.log.info("disconnected (code=%s)", conn.close_code)
     finally:
         if rt.connections is not None:
             rt.connections.release(address)
+
+
+def _expire(conn: Connection) -> None:
+    conn.log.info("token expired, closing with %d", UNAUTHORIZED)
+    conn.close_after_queued(UNAUTHORIZED)
 
 
 def _verify(secret: str, token: str) -> tuple[str, int]:
