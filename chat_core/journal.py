@@ -16,7 +16,15 @@ import fcntl
 import json
 import os
 import sqlite3
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Collection,
+    Iterable,
+    Sequence,
+)
 from contextlib import aclosing
 from typing import Any, Literal, TypeVar
 
@@ -41,6 +49,7 @@ from chat_core.journal_sql import (
     PackedPage,
     insert_sql,
     packed_sql,
+    read_tags_sql,
     row_values,
 )
 from chat_core.paths import sqlite_file
@@ -270,12 +279,18 @@ class Journal:
         return self._writer_driver_conn
 
     async def read(
-        self, after: int = 0, until: int | None = None, page_size: int = 10_000
+        self,
+        after: int = 0,
+        until: int | None = None,
+        page_size: int = 10_000,
+        tags: Collection[str] | None = None,
     ) -> AsyncIterator[list[e.Recorded]]:
-        """Events with after < seq <= until, oldest first, a page at a time (never all at once)."""
+        """Events with after < seq <= until, oldest first, a page at a time (never all at once);
+        with `tags`, only the events of those tags."""
+        sql = READ_SQL if tags is None else read_tags_sql(tuple(sorted(tags)))
         # aclosing: a row that fails to decode (or a caller that stops early) must still
         # return the reader connection held by the inner generator.
-        async with aclosing(self.read_rows(after, until, page_size)) as pages:
+        async with aclosing(self._pages(sql, after, until, page_size)) as pages:
             async for rows in pages:
                 yield codec.decode_rows(rows)
 

@@ -158,6 +158,36 @@ async def test_a_connection_without_since_is_not_resumed_and_replays_nothing(
     assert "missed" not in [m["text"] for m in again.received("message_received")]
 
 
+async def test_resume_far_behind_the_head_resyncs_without_a_scan(start_server: Any) -> None:
+    """Further behind than 10 x max_resume_events: resync_required, even for a client that
+    would receive nothing of it (a resume never costs a scan of the whole journal)."""
+    server = start_server({"CHAT__CHAT__MAX_RESUME_EVENTS": "2"})
+    async with server.harness() as chat:
+        user, away = await chat.user_client("away")
+        _, busy = await chat.user_client("busy")
+        quiet, loud = unique("quiet"), unique("loud")
+        await away.call("join_room", room_name=quiet)
+        await busy.call("join_room", room_name=loud)
+        since = (await away.call("ping"))["journal_seq"]
+        await away.close()
+        for i in range(21):
+            await busy.call("send_message", room_id=loud.lower(), text=f"elsewhere {i}")
+        late = await chat.connect(user, since=since)
+        assert (await late.params_of("resync_required"))["journal_seq"] >= since + 21
+        assert late.received("message_received") == []
+
+        # Within the bound, the same client resumes with exactly what it missed: nothing.
+        since = (await late.call("ping"))["journal_seq"]
+        await late.close()
+        for i in range(19):
+            await busy.call("send_message", room_id=loud.lower(), text=f"still elsewhere {i}")
+        again = await chat.connect(user, since=since)
+        # The backlog leaves before any answer: after this one, nothing more can arrive.
+        assert (await again.call("whoami"))["rooms"] == [quiet.lower()]
+        assert again.received("resync_required") == []
+        assert durable(again.notifications) == []
+
+
 async def test_resume_beyond_max_resume_events_sends_resync_required(start_server: Any) -> None:
     server = start_server({"CHAT__CHAT__MAX_RESUME_EVENTS": "5"})
     async with server.harness() as chat:
