@@ -127,6 +127,7 @@ class AdminSettings(Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
 class RateLimitSettings(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     enabled: bool = True
     messages_per_minute: PositiveInt = 60
+    requests_per_minute: PositiveInt = 600
     connections_per_ip: PositiveInt = 20
     login_attempts_per_hour: PositiveInt = 20
     registrations_per_hour: PositiveInt = 20

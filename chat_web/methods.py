@@ -21,6 +21,7 @@ from chat_core.processor import Outcome
 from chat_core.rpc import Call
 from chat_core.rules import room_key, user_key
 from chat_web.connection import Connection
+from chat_web.limits import TokenBucket
 from chat_web.live import send_live
 from chat_web.runtime import Runtime
 
@@ -31,7 +32,22 @@ Handler = Callable[[Runtime, Connection, Any, datetime], Awaitable[Any]]
 
 async def dispatch(rt: Runtime, conn: Connection, call: Call) -> Any:
     """Run one call and return its result (a JSON object); raises a ChatError on refusal."""
+    check_request_rate(rt, conn)
     return await _HANDLERS[call.method](rt, conn, call.params, datetime.now(UTC))
+
+
+def check_request_rate(rt: Runtime, conn: Connection) -> None:
+    """Every request of a user, on any of its connections, counts against
+    `rate_limit.requests_per_minute`: no method can be flooded (joins and leaves fan out and
+    append to the journal as messages do)."""
+    if rt.requests is not None:
+        _take(rt.requests, conn.key, "too many requests; slow down")
+
+
+def _take(bucket: TokenBucket, key: str, message: str) -> None:
+    wait = bucket.take(key)
+    if wait > 0:
+        raise RateLimited(message, retry_after_ms=max(1, int(wait * 1000 + 0.999)))
 
 
 def _events(outcome: Outcome) -> list[e.Event]:
@@ -92,11 +108,7 @@ def send_command(
     room_id = _room_or_current(conn, params.room_id)
     authorize(rt.processor.state, conn.username, at)
     if rt.messages is not None:
-        wait = rt.messages.take(conn.key)
-        if wait > 0:
-            raise RateLimited(
-                "too many messages; slow down", retry_after_ms=max(1, int(wait * 1000 + 0.999))
-            )
+        _take(rt.messages, conn.key, "too many messages; slow down")
     return c.SendMessage(
         actor=conn.username,
         at=at,

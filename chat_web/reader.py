@@ -28,7 +28,7 @@ from chat_core.rpc import Call, Parsed, encode_batch, encode_error, encode_resul
 from chat_core.rpc_params import SendMessageParams
 from chat_web.connection import Connection
 from chat_web.live import send_live
-from chat_web.methods import dispatch, send_command, sent_result
+from chat_web.methods import check_request_rate, dispatch, send_command, sent_result
 from chat_web.runtime import Runtime
 
 UNSUPPORTED_DATA: Final = 1003
@@ -133,6 +133,7 @@ class _Pipeline:
                 raise _expired()
             params = call.params
             assert isinstance(params, SendMessageParams)  # the parser tags params by method
+            check_request_rate(rt, conn)  # `dispatch` does it for every other call
             command = send_command(rt, conn, params, datetime.now(UTC))
             if rt.settings.chat.persist_messages:
                 future = await rt.processor.enqueue(command)

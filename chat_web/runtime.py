@@ -29,6 +29,7 @@ class Runtime:
     limits: Limits
     hash_slots: asyncio.Semaphore
     messages: TokenBucket | None = None
+    requests: TokenBucket | None = None
     login_failures: WindowCounter | None = None
     registrations: WindowCounter | None = None
     connections: ConnectionCounter | None = None
@@ -54,6 +55,7 @@ class Runtime:
             limits=limits_of(settings),
             hash_slots=asyncio.Semaphore(settings.auth.hash_concurrency),
             messages=TokenBucket(rate.messages_per_minute, 60.0) if enabled else None,
+            requests=TokenBucket(rate.requests_per_minute, 60.0) if enabled else None,
             login_failures=WindowCounter(rate.login_attempts_per_hour, HOUR) if enabled else None,
             registrations=WindowCounter(rate.registrations_per_hour, HOUR) if enabled else None,
             connections=ConnectionCounter(rate.connections_per_ip) if enabled else None,

@@ -92,6 +92,34 @@ async def test_sending_faster_than_messages_per_minute_is_rate_limited(chat: Har
     assert (await client.call("ping"))["pong"] is True
 
 
+async def test_requests_of_any_method_are_rate_limited_per_user(start_server: Any) -> None:
+    server = start_server({"CHAT__RATE_LIMIT__REQUESTS_PER_MINUTE": "8"})
+    async with server.harness() as chat:
+        user, first = await chat.user_client("flood")
+        second = await chat.connect(user)
+        room = unique("flood")
+        await first.call("join_room", room_name=room)
+        for _ in range(3):
+            await second.call("ping")
+        for _ in range(4):
+            await first.call("list_rooms")
+        # Eight requests over two connections: the user's budget is spent, on both.
+        for client, method, params in (
+            (second, "ping", {}),
+            (first, "join_room", {"room_name": unique("more")}),
+            (first, "send_message", {"room_id": room.lower(), "text": "pipelined path too"}),
+        ):
+            error = await client.error_of(method, **params)
+            assert (error.code, error.reason) == (-32029, "rate_limited"), method
+            assert 0 < error.data["retry_after_ms"] <= 60_000
+        # Nothing was lost or closed, and other users are untouched.
+        assert first.ws.close_code is None and second.ws.close_code is None
+        _, other = await chat.user_client("calm")
+        assert (await other.call("ping"))["pong"] is True
+        members = (await other.call("list_members", room_id=room.lower()))["members"]
+        assert [m["username"] for m in members] == [user.username]
+
+
 async def test_sockets_per_address_are_limited(start_server: Any) -> None:
     server = start_server({"CHAT__RATE_LIMIT__CONNECTIONS_PER_IP": "3"})
     async with server.harness() as chat:
