@@ -52,6 +52,19 @@ async def test_an_appended_batch_reads_back_in_order(journal):
     assert await _all(journal) == batch
 
 
+async def test_a_read_of_some_tags_returns_exactly_those_events_in_order(journal):
+    batch = [_message(s, s) if s % 3 else _other(s) for s in range(1, 31)]
+    await journal.append(0, batch)
+    joins = [r for r in batch if isinstance(r.event, e.UserJoined)]
+    for page_size in (1, 4, 100):
+        pages = [p async for p in journal.read(2, 27, page_size, tags={"user_joined"})]
+        assert [r for p in pages for r in p] == [r for r in joins if 2 < r.seq <= 27]
+        assert all(0 < len(p) <= page_size for p in pages)
+    assert [r async for p in journal.read(tags={"room_deleted"}) for r in p] == []
+    with pytest.raises(ValueError):
+        [r async for p in journal.read(tags={"x' OR 1=1 --"}) for r in p]
+
+
 async def test_append_with_a_stale_head_conflicts_and_writes_nothing(journal):
     await journal.append(0, [_other(1), _other(2)])
     with pytest.raises(JournalConflict):
