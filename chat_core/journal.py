@@ -44,6 +44,7 @@ from chat_core.journal_sql import (
     FIND_SQL,
     HEAD_SQL,
     MAX_ROWS_PER_INSERT,
+    READ_ROOMS_SQL,
     READ_SQL,
     REPLAY_SQL,
     PackedPage,
@@ -283,14 +284,25 @@ class Journal:
         after: int = 0,
         until: int | None = None,
         page_size: int = 10_000,
+        *,
         tags: Collection[str] | None = None,
+        message_rooms: Collection[str] | None = None,
     ) -> AsyncIterator[list[e.Recorded]]:
         """Events with after < seq <= until, oldest first, a page at a time (never all at once);
-        with `tags`, only the events of those tags."""
-        sql = READ_SQL if tags is None else read_tags_sql(tuple(sorted(tags)))
+        with `tags`, only the events of those tags; with `message_rooms`, every event but the
+        messages of other rooms."""
+        params: tuple[Any, ...] = ()
+        if tags is not None and message_rooms is not None:
+            raise ValueError("read either some tags or some rooms' messages, not both")
+        if tags is not None:
+            sql = read_tags_sql(tuple(sorted(tags)))
+        elif message_rooms is not None:
+            sql, params = READ_ROOMS_SQL, (json.dumps(sorted(message_rooms)),)
+        else:
+            sql = READ_SQL
         # aclosing: a row that fails to decode (or a caller that stops early) must still
         # return the reader connection held by the inner generator.
-        async with aclosing(self._pages(sql, after, until, page_size)) as pages:
+        async with aclosing(self._pages(sql, after, until, page_size, params)) as pages:
             async for rows in pages:
                 yield codec.decode_rows(rows)
 
@@ -336,7 +348,7 @@ class Journal:
                     yield packed
 
     async def _pages(
-        self, sql: str, after: int, until: int | None, page_size: int
+        self, sql: str, after: int, until: int | None, page_size: int, params: tuple[Any, ...] = ()
     ) -> AsyncGenerator[list[tuple[Any, ...]], None]:
         upper = until if until is not None else 2**62
         sql += f" LIMIT {int(page_size)}"
@@ -349,7 +361,7 @@ class Journal:
                 # Keyset pages over the primary key: each page is one indexed range scan,
                 # read through the driver directly (no per-row ORM or Core processing), in
                 # one round trip to the driver's thread.
-                return list(await driver.execute_fetchall(sql, (start, upper))) or None
+                return list(await driver.execute_fetchall(sql, (start, upper, *params))) or None
 
             async with aclosing(_prefetching(page, after, lambda rows: rows[-1][0])) as pages:
                 async for rows in pages:

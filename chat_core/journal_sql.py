@@ -40,6 +40,11 @@ _READ = (
     " WHERE seq > ? AND seq <= ?{only} ORDER BY seq"
 )
 READ_SQL = _READ.format(only="")
+# Every event, but messages only of the rooms in the JSON array bound last (a message's stream
+# is its room): SQLite skips the others, undecoded.
+READ_ROOMS_SQL = _READ.format(
+    only=" AND (tag <> 'message_sent' OR stream IN (SELECT value FROM json_each(?)))"
+)
 
 
 @functools.lru_cache(maxsize=16)

@@ -4,7 +4,7 @@ From the state at H, `UserView.rewind` rebuilds the user's rooms and role at N; 
 journal forward from N with `UserView.receives` then selects exactly the notifications a
 connection of that user would have received. Two passes over N..H keep memory flat: the first
 reads only the events that rewinding needs (membership, roles, rooms; SQLite skips the rest),
-the second streams. A client too far behind is told to resync without a scan: the work of a
+the second streams, without the messages of rooms the user was never in. A client too far behind is told to resync without a scan: the work of a
 resume is bounded by the configured limit, not by the journal's length.
 """
 
@@ -53,9 +53,16 @@ async def backlog(
         kept.extend(r for r in page if _needed_for_rewind(view.key, r.event))
     view.rewind(kept)
     counts = counts_after(kept, snapshot)
+    # Messages go to their room's members only: those of rooms this user was never in during
+    # the span stay in SQLite, unread (most of a busy journal).
+    rooms = view.rooms | {
+        r.event.room_id
+        for r in kept
+        if isinstance(r.event, e.UserJoined) and user_key(r.event.username) == view.key
+    }
     del kept
     frames: list[str] = []
-    async for page in journal.read(after=since, until=head):
+    async for page in journal.read(after=since, until=head, message_rooms=rooms):
         for recorded in page:
             if not view.receives(recorded):
                 continue

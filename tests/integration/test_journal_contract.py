@@ -65,6 +65,19 @@ async def test_a_read_of_some_tags_returns_exactly_those_events_in_order(journal
         [r async for p in journal.read(tags={"x' OR 1=1 --"}) for r in p]
 
 
+async def test_a_read_of_some_rooms_messages_keeps_every_other_event(journal):
+    rooms = ("general", "lobby", "quiet")
+    batch = [_message(s, s, rooms[s % 3]) if s % 4 else _other(s) for s in range(1, 41)]
+    await journal.append(0, batch)
+    for wanted in ({"lobby"}, {"lobby", "quiet"}, set()):
+        read = [r async for p in journal.read(message_rooms=wanted, page_size=3) for r in p]
+        assert read == [
+            r for r in batch if not isinstance(r.event, e.MessageSent) or r.event.room_id in wanted
+        ]
+    with pytest.raises(ValueError):
+        [r async for p in journal.read(tags={"user_joined"}, message_rooms={"lobby"}) for r in p]
+
+
 async def test_append_with_a_stale_head_conflicts_and_writes_nothing(journal):
     await journal.append(0, [_other(1), _other(2)])
     with pytest.raises(JournalConflict):
