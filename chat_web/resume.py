@@ -4,8 +4,9 @@ From the state at H, `UserView.rewind` rebuilds the user's rooms and role at N; 
 journal forward from N with `UserView.receives` then selects exactly the notifications a
 connection of that user would have received. Two passes over N..H keep memory flat: the first
 reads only the events that rewinding needs (membership, roles, rooms; SQLite skips the rest),
-the second streams, without the messages of rooms the user was never in. A client too far behind is told to resync without a scan: the work of a
-resume is bounded by the configured limit, not by the journal's length.
+the second streams, without the messages of rooms the user was never in. A client too far
+behind is told to resync without a scan: the work of a resume is bounded by the configured
+limit, not by the journal's length.
 """
 
 from __future__ import annotations
