@@ -131,6 +131,7 @@ class RateLimitSettings(Struct, frozen=True, kw_only=True, forbid_unknown_fields
     connections_per_ip: PositiveInt = 20
     login_attempts_per_hour: PositiveInt = 20
     registrations_per_hour: PositiveInt = 20
+    rooms_per_hour: PositiveInt = 20
 
 
 class Settings(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

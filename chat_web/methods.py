@@ -7,7 +7,7 @@ makes, so a banned or deleted account is refused on every method, reads included
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -15,7 +15,7 @@ from chat_core import commands as c
 from chat_core import events as e
 from chat_core import rpc_params as p
 from chat_core import views
-from chat_core.decider import authorize, existing_room, member_room
+from chat_core.decider import authorize, decide, existing_room, member_room
 from chat_core.errors import InvalidParams, RateLimited
 from chat_core.processor import Outcome
 from chat_core.rpc import Call
@@ -54,6 +54,10 @@ def _events(outcome: Outcome) -> list[e.Event]:
     return [recorded.event for recorded in outcome.events]
 
 
+def _creates_room(events: Iterable[e.Event]) -> bool:
+    return any(isinstance(event, e.RoomCreated) for event in events)
+
+
 def _room_or_current(conn: Connection, room_id: str | None) -> str:
     """The room a call names, else the connection's current room."""
     if room_id is not None:
@@ -68,8 +72,30 @@ def _room_or_current(conn: Connection, room_id: str | None) -> str:
 
 async def join_room(rt: Runtime, conn: Connection, params: p.JoinRoomParams, at: datetime) -> Any:
     command = c.JoinRoom(actor=conn.username, at=at, limits=rt.limits, room_name=params.room_name)
-    outcome = await rt.processor.submit(command)
     room_id = room_key(params.room_name)
+    creations = rt.room_creations
+    # Every user hears of a new room (room_created), so creating one has its own limit. The
+    # pure decider says whether this join would create it (its rejections, a bad name first,
+    # come before the limit's); the hit counts before the commit, as concurrent joins would
+    # otherwise all pass the check.
+    if creations is not None and not _creates_room(decide(command, rt.processor.state)):
+        creations = None
+    if creations is not None:
+        wait = creations.retry_after(conn.key)
+        if wait > 0:
+            raise RateLimited(
+                "too many new rooms; join an existing one", retry_after_ms=wait * 1000
+            )
+        creations.hit(conn.key)
+    try:
+        outcome = await rt.processor.submit(command)
+    except BaseException:
+        if creations is not None:
+            creations.undo(conn.key)
+        raise
+    created = _creates_room(_events(outcome))
+    if creations is not None and not created:
+        creations.undo(conn.key)  # somebody else created it meanwhile
     room = existing_room(outcome.state, room_id)
     conn.current_room = room.room_id
     window = rt.settings.chat.history_on_join
@@ -77,7 +103,7 @@ async def join_room(rt: Runtime, conn: Connection, params: p.JoinRoomParams, at:
     return {
         "room_id": room.room_id,
         "room_name": room.room_name,
-        "created": any(isinstance(event, e.RoomCreated) for event in _events(outcome)),
+        "created": created,
         "user_count": len(room.members),
         "existing_users": [room.members[key] for key in sorted(room.members.keys())],
         "history": history,

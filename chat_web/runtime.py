@@ -32,6 +32,7 @@ class Runtime:
     requests: TokenBucket | None = None
     login_failures: WindowCounter | None = None
     registrations: WindowCounter | None = None
+    room_creations: WindowCounter | None = None
     connections: ConnectionCounter | None = None
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
@@ -58,6 +59,7 @@ class Runtime:
             requests=TokenBucket(rate.requests_per_minute, 60.0) if enabled else None,
             login_failures=WindowCounter(rate.login_attempts_per_hour, HOUR) if enabled else None,
             registrations=WindowCounter(rate.registrations_per_hour, HOUR) if enabled else None,
+            room_creations=WindowCounter(rate.rooms_per_hour, HOUR) if enabled else None,
             connections=ConnectionCounter(rate.connections_per_ip) if enabled else None,
         )
 

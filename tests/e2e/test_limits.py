@@ -120,6 +120,29 @@ async def test_requests_of_any_method_are_rate_limited_per_user(start_server: An
         assert [m["username"] for m in members] == [user.username]
 
 
+async def test_creating_rooms_is_limited_per_user_joining_them_is_not(start_server: Any) -> None:
+    server = start_server({"CHAT__RATE_LIMIT__ROOMS_PER_HOUR": "2"})
+    async with server.harness() as chat:
+        _, maker = await chat.user_client("maker")
+        _, other = await chat.user_client("other")
+        made = [unique("made") for _ in range(2)]
+        for room in made:
+            assert (await maker.call("join_room", room_name=room))["created"] is True
+        # An invalid name creates nothing and so uses none of the allowance.
+        error = await maker.error_of("join_room", room_name="-bad")
+        assert error.reason == "invalid_room_name"
+        error = await maker.error_of("join_room", room_name=unique("third"))
+        assert (error.code, error.reason) == (-32029, "rate_limited")
+        assert 0 < error.data["retry_after_ms"] <= 3_600_000
+        # Existing rooms are joined freely, and the limit is the maker's alone.
+        assert (await maker.call("join_room", room_name="general"))["created"] is False
+        assert (await other.call("join_room", room_name=made[0]))["created"] is False
+        assert (await other.call("join_room", room_name=unique("theirs")))["created"] is True
+        rooms = {r["room_id"] for r in (await other.call("list_rooms"))["rooms"]}
+        assert {room.lower() for room in made} <= rooms
+        assert not any(room.startswith("third") for room in rooms)
+
+
 async def test_sockets_per_address_are_limited(start_server: Any) -> None:
     server = start_server({"CHAT__RATE_LIMIT__CONNECTIONS_PER_IP": "3"})
     async with server.harness() as chat:

@@ -341,6 +341,7 @@ def test_bad_value_names_the_key_and_the_constraint(tmp_path: Path) -> None:
         ({"CHAT__RATE_LIMIT__LOGIN_ATTEMPTS_PER_HOUR": "0"}, "rate_limit.login_attempts_per_hour"),
         ({"CHAT__RATE_LIMIT__REGISTRATIONS_PER_HOUR": "0"}, "rate_limit.registrations_per_hour"),
         ({"CHAT__RATE_LIMIT__REQUESTS_PER_MINUTE": "0"}, "rate_limit.requests_per_minute"),
+        ({"CHAT__RATE_LIMIT__ROOMS_PER_HOUR": "0"}, "rate_limit.rooms_per_hour"),
     ],
 )
 def test_bad_env_value_names_key_and_variable(env: dict[str, str], key: str) -> None:
