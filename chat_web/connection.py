@@ -61,6 +61,7 @@ class Connection:
         "current_room",
         "id",
         "key",
+        "read_pause",
         "socket",
         "username",
     )
@@ -84,6 +85,8 @@ class Connection:
         self.address = address
         self.current_room = current_room
         self.batching = batching
+        # Seconds the reader waits before its next frame (a rate limit was hit): chat_web.reader.
+        self.read_pause = 0.0
         # A bare deque and one wake-up future, not an asyncio.Queue: the queue costs ~3 KB per
         # idle connection (three deques, an Event), this ~0.8 KB (bench/run.py, idle memory).
         # Made once, not dropped when drained: a new deque per burst costs the fan-out more.

@@ -11,6 +11,10 @@ per commit). Its checks run and its command is queued on the processor in arriva
 before; only the wait for the commit overlaps with reading on. Responses still leave in
 request order, and any other frame first waits for every send in flight, so what a client
 observes is what it observed when frames ran one after the other.
+
+Throttling: after a request refused by the user's request budget, the connection's next frame
+is read `conn.read_pause` later (see `methods.check_request_rate`): TCP pushes back on the
+client meanwhile, and nothing it sent is lost.
 """
 
 from __future__ import annotations
@@ -50,6 +54,9 @@ async def read_frames(rt: Runtime, conn: Connection, expires: int) -> None:
     # send nothing once the connection is closing.
     sends: _Pipeline | None = None
     while True:
+        if conn.read_pause:
+            pause, conn.read_pause = conn.read_pause, 0.0
+            await asyncio.sleep(pause)
         message = await receive()
         kind = message["type"]
         if kind == "websocket.disconnect":

@@ -12,7 +12,15 @@ import uuid
 from typing import Any
 
 import pytest
-from helpers import GENEROUS_LIMITS, Client, HandshakeRefused, Harness, open_socket, unique
+from helpers import (
+    GENEROUS_LIMITS,
+    Client,
+    HandshakeRefused,
+    Harness,
+    open_socket,
+    rpc_frame,
+    unique,
+)
 from websockets.exceptions import ConnectionClosed
 
 MAX_MESSAGE = 20
@@ -118,6 +126,27 @@ async def test_requests_of_any_method_are_rate_limited_per_user(start_server: An
         assert (await other.call("ping"))["pong"] is True
         members = (await other.call("list_members", room_id=room.lower()))["members"]
         assert [m["username"] for m in members] == [user.username]
+
+
+async def test_a_client_past_its_budget_is_read_more_slowly_and_loses_nothing(
+    start_server: Any,
+) -> None:
+    server = start_server({"CHAT__RATE_LIMIT__REQUESTS_PER_MINUTE": "3"})
+    async with server.harness() as chat:
+        _, flood = await chat.user_client("flood")
+        _, calm = await chat.user_client("calm")
+        for _ in range(3):
+            await flood.call("ping")
+        started = time.monotonic()
+        answers = await asyncio.gather(
+            *(flood.request_raw(rpc_frame(f"f{i}", "ping"), f"f{i}") for i in range(3))
+        )
+        elapsed = time.monotonic() - started
+        # Every frame answered, each refused: then the server reads the next one a pause
+        # later (the retry time, here 20 s, capped at 1 s), so a flood costs it little.
+        assert [a["error"]["data"]["reason"] for a in answers] == ["rate_limited"] * 3
+        assert elapsed >= 1.9, elapsed
+        assert (await calm.call("ping"))["pong"] is True
 
 
 async def test_creating_rooms_is_limited_per_user_joining_them_is_not(start_server: Any) -> None:
