@@ -21,6 +21,7 @@ from chat_core.processor import Outcome
 from chat_core.rpc import Call
 from chat_core.rules import room_key, user_key
 from chat_web.connection import Connection
+from chat_web.limits import WindowCounter
 from chat_web.live import send_live
 from chat_web.runtime import Runtime
 
@@ -82,20 +83,7 @@ def _room_or_current(conn: Connection, room_id: str | None) -> str:
 async def join_room(rt: Runtime, conn: Connection, params: p.JoinRoomParams, at: datetime) -> Any:
     command = c.JoinRoom(actor=conn.username, at=at, limits=rt.limits, room_name=params.room_name)
     room_id = room_key(params.room_name)
-    creations = rt.room_creations
-    # Every user hears of a new room (room_created), so creating one has its own limit. The
-    # pure decider says whether this join would create it (its rejections, a bad name first,
-    # come before the limit's); the hit counts before the commit, as concurrent joins would
-    # otherwise all pass the check.
-    if creations is not None and not _creates_room(decide(command, rt.processor.state)):
-        creations = None
-    if creations is not None:
-        wait = creations.retry_after(conn.key)
-        if wait > 0:
-            raise RateLimited(
-                "too many new rooms; join an existing one", retry_after_ms=wait * 1000
-            )
-        creations.hit(conn.key)
+    creations = _count_creation(rt, conn, command)
     try:
         outcome = await rt.processor.submit(command)
     except BaseException:
@@ -118,6 +106,24 @@ async def join_room(rt: Runtime, conn: Connection, params: p.JoinRoomParams, at:
         "history": history,
         "journal_seq": outcome.state.seq,
     }
+
+
+def _count_creation(rt: Runtime, conn: Connection, command: c.JoinRoom) -> WindowCounter | None:
+    """Count a join that would create its room against `rate_limit.rooms_per_hour` (every user
+    hears of a new room), or refuse it; the counter to undo it in if nothing gets created.
+
+    The pure decider says whether the join creates (its rejections, a bad name first, come
+    before the limit's); the hit counts before the commit, as concurrent joins would
+    otherwise all pass the check.
+    """
+    creations = rt.room_creations
+    if creations is None or not _creates_room(decide(command, rt.processor.state)):
+        return None
+    wait = creations.retry_after(conn.key)
+    if wait > 0:
+        raise _rate_limited("too many new rooms; join an existing one", wait)
+    creations.hit(conn.key)
+    return creations
 
 
 async def leave_room(rt: Runtime, conn: Connection, params: p.LeaveRoomParams, at: datetime) -> Any:
