@@ -85,7 +85,8 @@ class Connection:
         self.address = address
         self.current_room = current_room
         self.batching = batching
-        # Seconds the reader waits before its next frame (a rate limit was hit): chat_web.reader.
+        # Seconds the reader waits before its next frame: set when the request budget ran out
+        # (methods.check_request_rate), taken by chat_web.reader.
         self.read_pause = 0.0
         # A bare deque and one wake-up future, not an asyncio.Queue: the queue costs ~3 KB per
         # idle connection (three deques, an Event), this ~0.8 KB (bench/run.py, idle memory).
