@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bare_broadcast.py --mode broadcast|echo|room [--port 0]
 
-Speaks just enough of PROTOCOL.md for the load generator (bench/loadgen.py) to drive it
+Speaks just enough of docs/protocol.md for the load generator (bench/loadgen.py) to drive it
 exactly as it drives `chat-web serve`:
 
 - `/ws` accepts any socket (no token check), sends `connection_established`, then answers

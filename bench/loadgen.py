@@ -273,7 +273,7 @@ class Spec:
     inflight: int = 32  # fanout_send: unacknowledged requests
     rate: float = 10.0  # paced_send
     text: str = "hello from the benchmark, a message of a typical length for a chat line"
-    # Connect with `batch=1` (PROTOCOL.md section 2): the server may join queued messages into
+    # Connect with `batch=1` (docs/protocol.md section 2): the server may join queued messages into
     # one array frame. The bare baselines ignore it.
     batch: bool = False
 

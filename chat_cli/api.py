@@ -1,4 +1,4 @@
-"""The server's HTTP API (PROTOCOL.md section 1): register and log in.
+"""The server's HTTP API (docs/protocol.md section 1): register and log in.
 
 Every failure becomes an `ApiError` with one sentence for the user and the server's
 `reason` tag, so the commands print one line and pick an exit code without parsing text.

@@ -52,7 +52,7 @@ def normalize_server(url: str) -> str:
 
 
 def resolve_server(option: str | None) -> str:
-    """`--server`, else CHAT_SERVER_URL, else the default (PROTOCOL.md section 6)."""
+    """`--server`, else CHAT_SERVER_URL, else the default (docs/protocol.md section 6)."""
     return normalize_server(option or os.environ.get("CHAT_SERVER_URL") or DEFAULT_SERVER)
 
 

@@ -3,7 +3,7 @@
 One `Session` is one logical chat session that may span several sockets. A runner task keeps
 a socket open; when it drops for a reason worth retrying (server restart, network, slow
 reader 4008) it reconnects with exponential backoff and jitter and resumes with
-`since=<last seq seen>` (PROTOCOL.md section 5). Durable notifications are deduplicated by
+`since=<last seq seen>` (docs/protocol.md section 5). Durable notifications are deduplicated by
 seq, so nothing is shown twice; the server's resume guarantees nothing is lost. Requests
 that are safe to repeat (reads, joins, messages with a `client_msg_id`) are re-sent after a
 reconnect; others fail with `ConnectionLost` because they may or may not have happened.
@@ -45,7 +45,7 @@ _RETRYABLE = {"join_room", "list_rooms", "list_members", "get_history", "whoami"
 
 
 class RpcError(Exception):
-    """A JSON-RPC error response (PROTOCOL.md section 3)."""
+    """A JSON-RPC error response (docs/protocol.md section 3)."""
 
     def __init__(self, code: int, message: str, data: dict[str, Any] | None = None) -> None:
         super().__init__(message)
@@ -98,7 +98,7 @@ SessionEvent = Notice | Status | Ended
 def ws_url(server: str, since: int | None) -> str:
     """The WebSocket endpoint of a server base URL (http -> ws, https -> wss).
 
-    `batch=1`: the client reads frames holding several messages (PROTOCOL.md section 2).
+    `batch=1`: the client reads frames holding several messages (docs/protocol.md section 2).
     """
     base = server.rstrip("/")
     if base.startswith("https://"):

@@ -1,4 +1,4 @@
-"""Who receives each durable notification (PROTOCOL.md section 5), live and on resume.
+"""Who receives each durable notification (docs/protocol.md section 5), live and on resume.
 
 Two views of one rule. `audience(recorded, before)` answers for everyone at once from the
 state just before the event (the hub's fan-out). `UserView.receives(recorded)` answers for one

@@ -19,7 +19,7 @@
         ├── CorruptJournal            a row that cannot be decoded (carries its seq)
         └── UnsupportedJournal        a newer schema, a foreign or locked database file
 
-The JSON-RPC wire codes of PROTOCOL.md section 3 are the `code` attributes; a test pins them.
+The JSON-RPC wire codes of docs/protocol.md section 3 are the `code` attributes; a test pins them.
 """
 
 from __future__ import annotations
@@ -122,7 +122,7 @@ class UnsupportedJournal(JournalError):
     """The database is not a journal this version can use (newer schema, foreign, locked)."""
 
 
-# JSON-RPC codes of PROTOCOL.md section 3 that are not tied to a domain rejection.
+# JSON-RPC codes of docs/protocol.md section 3 that are not tied to a domain rejection.
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
 METHOD_NOT_FOUND = -32601

@@ -48,7 +48,7 @@ def dummy_verify(password: str, rounds: int) -> bool:
 
 
 def validate_password(password: str) -> None:
-    """Refuse a password outside 8 to 128 characters (PROTOCOL.md section 1)."""
+    """Refuse a password outside 8 to 128 characters (docs/protocol.md section 1)."""
     if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
         raise InvalidParams(
             f"password must be {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters",

@@ -1,4 +1,4 @@
-"""JSON-RPC 2.0 codec of PROTOCOL.md section 3: parse one frame, encode responses.
+"""JSON-RPC 2.0 codec of docs/protocol.md section 3: parse one frame, encode responses.
 
 Pure (no I/O) and built for speed: a well-formed single request is decoded, params included,
 in one msgspec pass through a union of per-method envelopes tagged by `method`. Anything
@@ -306,7 +306,7 @@ def parse_frame(data: str | bytes) -> Parsed:
     """Parse one WebSocket text frame into the calls to run and the errors to send.
 
     Never raises for any `str` or `bytes`: bad JSON, bad requests and bad params all become
-    `ErrorReply` items (PROTOCOL.md section 3).
+    `ErrorReply` items (docs/protocol.md section 3).
     """
     try:
         try:

@@ -1,4 +1,4 @@
-"""Params of the JSON-RPC methods of PROTOCOL.md section 4, one frozen struct per method.
+"""Params of the JSON-RPC methods of docs/protocol.md section 4, one frozen struct per method.
 
 The structs check types and obvious bounds only. Rules that depend on configuration (message
 length, room name charset and length, announcement levels) belong to the decider, which

@@ -1,7 +1,7 @@
 """The settings of the server and the tools: one frozen, typed object, and what derives from it.
 
 Each check of a single value lives in the types below; `chat_core.settings_sources` builds the
-object from its layered sources (PROTOCOL.md section 6) and names the key of any bad value.
+object from its layered sources (docs/protocol.md section 6) and names the key of any bad value.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ NonNegativeInt = Annotated[int, Meta(ge=0)]
 NonEmptyStr = Annotated[str, Meta(min_length=1)]
 Port = Annotated[int, Meta(ge=0, le=65535)]
 Role = Literal["user", "moderator", "admin"]
-# The same alphabets as chat_core.rules (PROTOCOL.md sections 1 and 4); msgspec patterns are
+# The same alphabets as chat_core.rules (docs/protocol.md sections 1 and 4); msgspec patterns are
 # searched, hence the anchors, and \Z because `$` would accept a trailing newline.
 Username = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.\-]{3,32}\Z")]
 RoomName = Annotated[str, Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_\-]*\Z")]
-# A configured account gets the registration rule for passwords (PROTOCOL.md section 1).
+# A configured account gets the registration rule for passwords (docs/protocol.md section 1).
 ConfiguredPassword = Annotated[str, Meta(min_length=8, max_length=128)]
 DatabaseUrl = Annotated[str, Meta(pattern=r"^[A-Za-z][A-Za-z0-9+.\-]*://")]
 
@@ -180,7 +180,7 @@ def sqlite_path(settings: Settings) -> Path | None:
 
 def resolve_jwt_secret(settings: Settings) -> str:
     """The configured JWT secret, else one made once and kept in the data dir (tokens survive
-    restarts, PROTOCOL.md section 1)."""
+    restarts, docs/protocol.md section 1)."""
     if settings.auth.jwt_secret is not None:
         check_secret(settings.auth.jwt_secret, "")
         return settings.auth.jwt_secret

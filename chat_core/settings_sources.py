@@ -1,6 +1,6 @@
 """Building `Settings` from layered sources, each error naming its key and where it came from.
 
-Sources, later winning (PROTOCOL.md section 6): built-in defaults, a TOML file, `CHAT__*`
+Sources, later winning (docs/protocol.md section 6): built-in defaults, a TOML file, `CHAT__*`
 variables, the short variables, command-line overrides. Every layer is merged into one nested
 dict that msgspec converts once, so each check lives in the types of `chat_core.settings` and
 each error names its key as a dotted path (`chat.max_message_length`, `admin.users.0.username`).
@@ -159,7 +159,7 @@ class _Layers:
                 raise self.error(where, "longer than chat.max_room_name_length", room)
         seen: set[str] = set()
         for index, user in enumerate(settings.admin.users):
-            # Usernames are unique case-insensitively (PROTOCOL.md section 1).
+            # Usernames are unique case-insensitively (docs/protocol.md section 1).
             if user.username.lower() in seen:
                 where = ("admin", "users", str(index), "username")
                 raise self.error(where, f"duplicate username {user.username!r}", None)

@@ -18,7 +18,7 @@ from chat_core.rules import Role, user_key
 
 
 class Message(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):
-    """A chat message as clients see it (PROTOCOL.md section 5)."""
+    """A chat message as clients see it (docs/protocol.md section 5)."""
 
     seq: int
     message_id: int

@@ -1,4 +1,4 @@
-"""Session tokens: HS256 JWTs with the claims sub, role, iat, exp and jti (PROTOCOL.md section 1).
+"""Session tokens: HS256 JWTs with claims sub, role, iat, exp and jti (docs/protocol.md section 1).
 
 Only HS256 is accepted, whatever the token's header says, so `alg: none` and algorithm
 confusion are refused. Time is checked here against an explicit `now` (not by pyjwt against the

@@ -1,4 +1,4 @@
-"""Read models of the JSON-RPC reads (PROTOCOL.md section 4), pure functions of the state.
+"""Read models of the JSON-RPC reads (docs/protocol.md section 4), pure functions of the state.
 
 The server answers `list_rooms`, `list_members` and `whoami` with these; the offline replay
 tool can print the same shapes from a replayed state. Presence is ephemeral (it lives in the

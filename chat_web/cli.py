@@ -1,4 +1,4 @@
-"""`chat-web serve`: the server's command line (PROTOCOL.md section 6).
+"""`chat-web serve`: the server's command line (docs/protocol.md section 6).
 
 A bad setting exits 2 and a journal that cannot be opened exits 1, each with one line on
 stderr (`chat-web: error: ...`), never a traceback.

@@ -5,7 +5,7 @@ connection with 4008) and the one writer task, so frames leave in the order they
 and nobody ever awaits a slow client. `close_after_queued` lets the frames already queued out
 first (a kick or ban notification), `abort` drops them and closes at once.
 
-A client that connected with `batch=1` (PROTOCOL.md section 2) gets whatever is queued when
+A client that connected with `batch=1` (docs/protocol.md section 2) gets whatever is queued when
 the writer wakes as one array frame: under load most of a frame's cost is the socket write,
 so a command's answer and its room's deliveries leaving together cost about one write instead
 of five (bench/run.py, durable). Nothing waits to fill a frame, so it costs no latency.

@@ -1,4 +1,4 @@
-"""HTTP routes of PROTOCOL.md section 1: register, login, health; and their error mapping.
+"""HTTP routes of docs/protocol.md section 1: register, login, health; and their error mapping.
 
 Every error body is `{"error", "reason"}`. Chat errors map to a status in one handler
 (`chat_error_handler`); Litestar's own validation errors (bad JSON, wrong types) become
@@ -44,7 +44,7 @@ _STATUS: Final[dict[type[ChatError], int]] = {
 }
 
 
-# The rules of PROTOCOL.md section 1, in the OpenAPI schema only: the handler checks them and
+# The rules of docs/protocol.md section 1, in the OpenAPI schema only: the handler checks them and
 # answers with its own reasons (`invalid_username`, `weak_password`), not `invalid_body`.
 _USERNAME_SCHEMA: Final = KwargDefinition(
     pattern="^[A-Za-z0-9_.-]{3,32}$", min_length=3, max_length=32

@@ -1,4 +1,4 @@
-"""The JSON-RPC methods of PROTOCOL.md section 4.
+"""The JSON-RPC methods of docs/protocol.md section 4.
 
 Writes go through the command processor and answer from its `Outcome` (after the commit);
 reads answer from the processor's current state, after the same `authorize` check the decider

@@ -1,4 +1,4 @@
-"""Journal events as the durable notifications of PROTOCOL.md section 5, encoded once.
+"""Journal events as the durable notifications of docs/protocol.md section 5, encoded once.
 
 `frame_of(recorded, user_count)` gives the text frame of an event's notification (None for
 events clients never see). The live hub and the resume backlog both use it, so a resumed

@@ -1,4 +1,4 @@
-"""Ephemeral state of the hub: presence and typing (PROTOCOL.md sections 4 and 5).
+"""Ephemeral state of the hub: presence and typing (docs/protocol.md sections 4 and 5).
 
 Neither is ever journaled. Presence is derived from the hub's connections; this module only
 encodes its notification. Typing is one timer per (user, room): a repeated `start_typing`

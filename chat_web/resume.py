@@ -1,4 +1,4 @@
-"""The resume backlog (PROTOCOL.md section 5): what a user missed between seq N and head H.
+"""The resume backlog (docs/protocol.md section 5): what a user missed between seq N and head H.
 
 From the state at H, `UserView.rewind` rebuilds the user's rooms and role at N; walking the
 journal forward from N with `UserView.receives` then selects exactly the notifications a

@@ -1,6 +1,6 @@
 """Running the server: journal, replay, processor, seeding, then uvicorn on our own socket.
 
-Start-up order (ARCHITECTURE.md section 1): nothing is served from a half-replayed state, so
+Start-up order (docs/architecture.md section 1): nothing is served from a half-replayed state, so
 the port opens only after the journal is migrated, replayed and seeded. Shutdown (SIGTERM or
 SIGINT): stop accepting, close every socket with 1001, let the processor finish the commands
 in flight, close the journal.
@@ -57,7 +57,7 @@ class _Server(uvicorn.Server):
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         super().handle_exit(sig, frame)
         # uvicorn re-raises captured signals once it has stopped, which would kill the process
-        # with the signal's status; a graceful stop exits 0 (PROTOCOL.md section 6).
+        # with the signal's status; a graceful stop exits 0 (docs/protocol.md section 6).
         self._captured_signals.clear()
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:

@@ -1,6 +1,6 @@
 """`GET /ws`: authenticate, register with the hub, send the preamble, then read frames.
 
-Refusals (PROTOCOL.md section 2) happen before the handshake completes, as an HTTP answer
+Refusals (docs/protocol.md section 2) happen before the handshake completes, as an HTTP answer
 through the ASGI `websocket.http.response` extension (uvicorn has it); a server without it gets
 an accepted socket closed at once with the matching 44xx code.
 """
@@ -130,7 +130,7 @@ async def _refuse(socket: WebSocket[Any, Any, Any], refusal: _Refusal, accepted:
                 (b"content-length", str(len(body)).encode()),
             ]
             if refusal.code == TOO_MANY:
-                # As every 429 (PROTOCOL.md section 1); a slot frees as a socket closes.
+                # As every 429 (docs/protocol.md section 1); a slot frees as a socket closes.
                 headers.append((b"retry-after", b"1"))
             start: WebSocketResponseStartEvent = {
                 "type": "websocket.http.response.start",

@@ -1,4 +1,4 @@
-"""Import rules of ARCHITECTURE.md section 2, checked on the source (AST), lazy imports too."""
+"""Import rules of docs/architecture.md section 2, checked on the source (AST), lazy imports too."""
 
 from __future__ import annotations
 

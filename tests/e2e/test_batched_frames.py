@@ -1,4 +1,4 @@
-"""`batch=1`: several server messages to a frame (PROTOCOL.md section 2)."""
+"""`batch=1`: several server messages to a frame (docs/protocol.md section 2)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Start-up and settings as an operator meets them (PROTOCOL.md section 6)."""
+"""Start-up and settings as an operator meets them (docs/protocol.md section 6)."""
 
 from __future__ import annotations
 
@@ -99,7 +99,7 @@ async def test_the_generated_jwt_secret_is_private_and_survives_a_restart(
 async def secrets_in_log(start_server: Any, level: str) -> tuple[list[str], str]:
     """Exercise every path that carries a secret; (the secrets found in the log, the log).
 
-    The demo passwords are public (PROTOCOL.md section 6), so the warning may name them.
+    The demo passwords are public (docs/protocol.md section 6), so the warning may name them.
     """
     server = start_server({"CHAT__AUTH__JWT_SECRET": SECRET, "CHAT__LOGGING__LEVEL": level})
     async with server.harness() as chat:

@@ -1,4 +1,4 @@
-"""HTTP: registration, login, health and CORS (PROTOCOL.md section 1)."""
+"""HTTP: registration, login, health and CORS (docs/protocol.md section 1)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""One order per connection, and resume with `since` (PROTOCOL.md section 5)."""
+"""One order per connection, and resume with `since` (docs/protocol.md section 5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Presence and typing: ephemeral notifications, never journaled (PROTOCOL.md sections 4, 5)."""
+"""Presence and typing: ephemeral notifications, never journaled (docs/protocol.md 4, 5)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Rooms, membership, messages and the read methods (PROTOCOL.md sections 4 and 5)."""
+"""Rooms, membership, messages and the read methods (docs/protocol.md sections 4 and 5)."""
 
 from __future__ import annotations
 

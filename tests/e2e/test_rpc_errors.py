@@ -1,4 +1,4 @@
-"""JSON-RPC 2.0 framing over the socket: errors, batches, notifications (PROTOCOL.md section 3)."""
+"""JSON-RPC 2.0 over the socket: errors, batches, notifications (docs/protocol.md section 3)."""
 
 from __future__ import annotations
 

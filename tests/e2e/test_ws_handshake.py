@@ -1,4 +1,4 @@
-"""The WebSocket handshake, the first frame, frame kinds and sizes (PROTOCOL.md section 2)."""
+"""The WebSocket handshake, the first frame, frame kinds and sizes (docs/protocol.md section 2)."""
 
 from __future__ import annotations
 

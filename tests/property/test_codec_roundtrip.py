@@ -18,7 +18,7 @@ UTC_TIMES = st.datetimes(
 
 
 def _strategy(cls: type) -> st.SearchStrategy:
-    # Datetime fields must be timezone-aware UTC (PROTOCOL.md); the rest come from the types.
+    # Datetime fields must be timezone-aware UTC (docs/protocol.md); the rest come from the types.
     overrides = {
         field.name: st.none() | UTC_TIMES
         for field in msgspec.structs.fields(cls)

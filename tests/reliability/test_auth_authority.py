@@ -1,7 +1,7 @@
 """Auth and authority: forged and stale tokens, every privileged method from every lower role,
 acting on rooms one is not in, and registrations that would replace an account.
 
-Usernames are ASCII only (PROTOCOL.md section 1), so Unicode lookalikes of a taken name are not
+Usernames are ASCII only (docs/protocol.md section 1), so Unicode lookalikes of a taken name are not
 normalised onto it: they are refused outright with `invalid_username`, which also means no
 account can ever be a confusable of another.
 """

@@ -1,4 +1,4 @@
-"""The error table: each class carries the JSON-RPC code and reason of PROTOCOL.md section 3."""
+"""The error table: each class carries the JSON-RPC code and reason of docs/protocol.md 3."""
 
 from __future__ import annotations
 

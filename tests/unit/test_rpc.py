@@ -1,4 +1,4 @@
-"""The JSON-RPC codec: PROTOCOL.md section 3 rules for parsing frames and encoding replies."""
+"""The JSON-RPC codec: docs/protocol.md section 3 rules for parsing frames and encoding replies."""
 
 from __future__ import annotations
 
