@@ -63,18 +63,19 @@ _Page = TypeVar("_Page")
 
 def _engine(url: str, synchronous: Synchronous, *, writer: bool, readonly: bool) -> AsyncEngine:
     connect_args: dict[str, Any] = {"timeout": 5.0}
+    # Statement parameters are message text and password hashes: never in a log line or an
+    # exception's text.
+    options: dict[str, Any] = {"connect_args": connect_args, "hide_parameters": True}
     if readonly:
         path = sqlite_file(url)
         if path is not None:
             # mode=ro: the replay tool can never write, even by accident, and works while the
             # server runs.
             url = f"sqlite+aiosqlite:///file:{path.absolute()}?mode=ro&uri=true"
-        engine = create_async_engine(url, connect_args=connect_args, poolclass=NullPool)
+        engine = create_async_engine(url, poolclass=NullPool, **options)
     else:
         # One writer connection; a few readers (history pages, resume, retry look-ups).
-        engine = create_async_engine(
-            url, connect_args=connect_args, pool_size=1 if writer else 4, max_overflow=4
-        )
+        engine = create_async_engine(url, pool_size=1 if writer else 4, max_overflow=4, **options)
 
     @sa_event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -11,13 +11,22 @@ import re
 import sys
 from collections.abc import MutableMapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
+from urllib.parse import unquote
 
 import msgspec
 
 _CONTEXT_FIELDS = ("conn", "user", "addr")
-# Tokens in headers and query strings (uvicorn and websockets log both at debug level).
-_SECRETS = re.compile(r"(?i)(bearer\s+|token=)[^\s&\"',;]+")
+# Secrets in any line, whoever logs it: bearer tokens, `token=` query values (uvicorn and
+# websockets log headers and paths at debug level), any JWT-shaped string, bcrypt hashes.
+_SECRETS: Final = re.compile(
+    r"(?i)(bearer\s+|token=)[^\s&\"',;]+"
+    r"|()eyJ[\w-]*\.[\w-]+\.[\w-]*"
+    r"|()\$2[abxy]?\$\d\d\$[./A-Za-z0-9]{53}"
+)
+# Loggers that write what clients send (frames, SQL parameters: message text, password hashes)
+# at debug level. They are held at info whatever the configured level.
+_PAYLOAD_LOGGERS: Final = ("aiosqlite", "websockets", "sqlalchemy.engine", "sqlalchemy.pool")
 _encoder = msgspec.json.Encoder()
 
 
@@ -53,12 +62,23 @@ class JsonFormatter(logging.Formatter):
         return _encoder.encode(entry).decode()
 
 
+def redact(message: str) -> str:
+    """`message` with every secret replaced by `<redacted>`.
+
+    A percent-encoded spelling (`?%74oken=...`) is decoded first: the server decodes it too.
+    """
+    decoded = unquote(message) if "%" in message else message
+    if _SECRETS.search(decoded) is None:
+        return message
+    return _SECRETS.sub(lambda m: (m.group(1) or "") + "<redacted>", decoded)
+
+
 def _redact(record: logging.LogRecord) -> bool:
-    """Scrub bearer tokens and `token=` query values from every line, whoever logs it."""
+    """Scrub secrets from every line, whoever logs it."""
     message = record.getMessage()
-    if _SECRETS.search(message):
-        record.msg = _SECRETS.sub(r"\1<redacted>", message)
-        record.args = None
+    clean = redact(message)
+    if clean is not message:
+        record.msg, record.args = clean, None
     return True
 
 
@@ -84,6 +104,8 @@ def setup_logging(level: str, fmt: str) -> None:
         # Alembic narrates every migration step at info; its warnings still show.
         logging.getLogger("alembic").setLevel(logging.WARNING)
     logging.getLogger("uvicorn.access").disabled = True
+    for name in _PAYLOAD_LOGGERS:
+        logging.getLogger(name).setLevel(max(logging.INFO, root.level))
     uvicorn_error = logging.getLogger("uvicorn.error")
     if _not_refusal_noise not in uvicorn_error.filters:
         uvicorn_error.addFilter(_not_refusal_noise)
