@@ -47,6 +47,17 @@ class EnsureAccount(_Command, frozen=True, kw_only=True):
     password_hash: str | None = None
 
 
+class RehashPassword(_Command, frozen=True, kw_only=True):
+    """Store a new hash of the same password (made at the configured bcrypt cost on a login).
+
+    Applied only while the account still has `old_hash`: a password changed meanwhile wins.
+    """
+
+    username: str
+    old_hash: str
+    password_hash: str
+
+
 class CreateRoom(_Command, frozen=True, kw_only=True):
     """Create a room if it does not exist (the configured default rooms)."""
 
@@ -101,6 +112,7 @@ class DeleteRoom(_Command, frozen=True, kw_only=True):
 Command = (
     RegisterAccount
     | EnsureAccount
+    | RehashPassword
     | CreateRoom
     | JoinRoom
     | LeaveRoom

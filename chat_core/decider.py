@@ -55,6 +55,8 @@ def decide(command: c.Command, state: ChatState) -> list[e.Event]:
             return _register(command, state)
         case c.EnsureAccount():
             return _ensure_account(command, state)
+        case c.RehashPassword():
+            return _rehash(command, state)
         case c.CreateRoom():
             _require(_actor(command, state), "admin")
             return _create_room(command, state)
@@ -185,6 +187,15 @@ def _ensure_account(command: c.EnsureAccount, state: ChatState) -> list[e.Event]
             e.PasswordChanged(username=existing.username, password_hash=command.password_hash)
         )
     return out
+
+
+def _rehash(command: c.RehashPassword, state: ChatState) -> list[e.Event]:
+    if command.actor != SYSTEM_ACTOR:
+        raise Forbidden("only the server rehashes passwords", "insufficient_role")
+    existing = state.accounts.get(user_key(command.username))
+    if existing is None or existing.password_hash != command.old_hash:
+        return []
+    return [e.PasswordChanged(username=existing.username, password_hash=command.password_hash)]
 
 
 def _create_room(command: c.CreateRoom | c.JoinRoom, state: ChatState) -> list[e.Event]:

@@ -36,6 +36,30 @@ def verify_password(password: str, hashed: str) -> bool:
         return False
 
 
+def hash_cost(hashed: str) -> int | None:
+    """The bcrypt cost a `$2b$NN$...` hash was made with; None for anything else."""
+    parts = hashed.split("$", 3)
+    if len(parts) == 4 and parts[0] == "" and parts[2].isdigit():
+        return int(parts[2])
+    return None
+
+
+def check_password(password: str, hashed: str, cost: int) -> bool:
+    """Whether `password` matches `hashed`, taking as long as one check at `cost`.
+
+    A hash made at a lower cost (older settings) would answer many times faster than an
+    unknown user's check (`dummy_verify` at `cost`), telling who has an account. bcrypt's work
+    doubles with each step, so checks at the hash's cost c, then at c, c+1, ... cost-1 add up
+    to exactly the work of one check at `cost`.
+    """
+    ok = verify_password(password, hashed)
+    stored = hash_cost(hashed)
+    if stored is not None:
+        for rounds in range(stored, cost):
+            verify_password(password, _dummy_hash(rounds))
+    return ok
+
+
 def dummy_hash(rounds: int) -> str:
     """A hash of a random password, made once per cost: the stand-in for unknown users."""
     return _dummy_hash(rounds)

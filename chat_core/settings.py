@@ -55,6 +55,14 @@ class ServerSettings(Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     port: Port = 3000
     max_frame_bytes: PositiveInt = 65536
     send_queue_limit: PositiveInt = 1024
+    # Bytes of outbound frames queued per connection before it is closed with 4008.
+    send_queue_bytes: PositiveInt = 4 * 1024 * 1024
+    # Members of one JSON-RPC batch; a larger batch is one -32600 `batch_too_large`.
+    max_batch_requests: PositiveInt = 50
+    # An HTTP request's headers must all arrive within this many seconds of its first byte.
+    header_timeout_seconds: Annotated[float, Meta(gt=0)] = 10.0
+    # Peers whose X-Forwarded-For / X-Forwarded-Proto are believed (addresses or networks).
+    trusted_proxies: list[NonEmptyStr] = []
     # After start-up, freeze what is alive and collect the young generation less often.
     gc_freeze: bool = True
     cors: CorsSettings = field(default_factory=CorsSettings)

@@ -17,7 +17,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import KwargDefinition
 
-from chat_core.commands import RegisterAccount
+from chat_core.commands import RegisterAccount, RehashPassword
 from chat_core.errors import (
     Banned,
     ChatError,
@@ -27,8 +27,8 @@ from chat_core.errors import (
     Unauthenticated,
     UsernameTaken,
 )
-from chat_core.passwords import validate_password
-from chat_core.rules import RESERVED_USERNAMES, is_valid_username, user_key
+from chat_core.passwords import MAX_PASSWORD_LENGTH, hash_cost, validate_password
+from chat_core.rules import RESERVED_USERNAMES, SYSTEM_ACTOR, is_valid_username, user_key
 from chat_core.state import active_ban
 from chat_core.tokens import issue_token
 from chat_web.runtime import Runtime
@@ -50,6 +50,9 @@ _USERNAME_SCHEMA: Final = KwargDefinition(
     pattern="^[A-Za-z0-9_.-]{3,32}$", min_length=3, max_length=32
 )
 _PASSWORD_SCHEMA: Final = KwargDefinition(min_length=8, max_length=128)
+# Largest body of an /auth request: ample for a username, a password and a display name, and
+# small enough that a flood of requests cannot hold much memory (larger: 413 body_too_large).
+MAX_AUTH_BODY_BYTES: Final = 4096
 
 
 class RegisterBody(msgspec.Struct, kw_only=True):
@@ -112,7 +115,8 @@ def _errors(*statuses: int) -> dict[int, ResponseSpec]:
     "/auth/register",
     status_code=201,
     summary="Create an account",
-    responses=_errors(400, 409, 429),
+    responses=_errors(400, 409, 413, 429),
+    request_max_body_size=MAX_AUTH_BODY_BYTES,
 )
 async def register(request: Request[Any, Any, Any], data: RegisterBody) -> Registered:
     rt = _runtime(request)
@@ -126,6 +130,7 @@ async def register(request: Request[Any, Any, Any], data: RegisterBody) -> Regis
     # checks again, so a race between two registrations still ends in one 409.
     if user_key(data.username) in rt.processor.state.accounts:
         raise UsernameTaken(f"the username {data.username!r} is taken")
+    rt.reserve_hash()
     # Counted before the hash, not after: concurrent registrations would all pass the check.
     if rt.registrations is not None:
         rt.registrations.hit(address)
@@ -151,10 +156,16 @@ async def register(request: Request[Any, Any, Any], data: RegisterBody) -> Regis
     "/auth/login",
     status_code=200,
     summary="Exchange a username and password for a token",
-    responses=_errors(400, 401, 403, 429),
+    responses=_errors(400, 401, 403, 413, 429),
+    request_max_body_size=MAX_AUTH_BODY_BYTES,
 )
 async def login(request: Request[Any, Any, Any], data: LoginBody) -> LoggedIn:
     rt = _runtime(request)
+    # No account can match a name or password outside the rules (they are public): refused
+    # before a limiter key is built or a hash spent, so such requests cost nothing to keep.
+    if not is_valid_username(data.username) or not 0 < len(data.password) <= MAX_PASSWORD_LENGTH:
+        raise Unauthenticated("invalid username or password", "invalid_credentials")
+    rt.reserve_hash()
     attempt_key = f"{_address(request)}\x00{user_key(data.username)}"
     if rt.login_failures is not None:
         _check_rate(rt.login_failures.retry_after(attempt_key))
@@ -166,7 +177,7 @@ async def login(request: Request[Any, Any, Any], data: LoginBody) -> LoggedIn:
         # Same work as a real check, so an unknown user cannot be told apart by timing.
         ok = await rt.dummy_verify(data.password)
     else:
-        ok = await rt.verify_password(data.password, account.password_hash)
+        ok = await rt.check_password(data.password, account.password_hash)
     if not ok:
         raise Unauthenticated("invalid username or password", "invalid_credentials")
     if rt.login_failures is not None:
@@ -179,6 +190,8 @@ async def login(request: Request[Any, Any, Any], data: LoginBody) -> LoggedIn:
         raise Unauthenticated("invalid username or password", "invalid_credentials")
     if active_ban(state, current.username, now) is not None:
         raise Banned("this account is banned")
+    if hash_cost(current.password_hash) != rt.settings.auth.bcrypt_rounds:
+        await _rehash(rt, current.username, data.password, current.password_hash)
     token, expires_at = issue_token(
         rt.secret, current.username, current.role, now, rt.settings.auth.jwt_ttl_seconds
     )
@@ -189,6 +202,22 @@ async def login(request: Request[Any, Any, Any], data: LoginBody) -> LoggedIn:
         username=current.username,
         role=current.role,
     )
+
+
+async def _rehash(rt: Runtime, username: str, password: str, old_hash: str) -> None:
+    """Store the password hashed at the configured cost (made at another, older one)."""
+    try:
+        command = RehashPassword(
+            actor=SYSTEM_ACTOR,
+            at=datetime.now(UTC),
+            username=username,
+            old_hash=old_hash,
+            password_hash=await rt.hash_password(password),
+        )
+        await rt.processor.submit(command)
+    except ChatError as exc:
+        # The login itself succeeded; the old hash keeps working and the next login retries.
+        log.warning("could not rehash the password of %s: %s", username, exc)
 
 
 @get("/health", summary="Liveness and the journal head")
@@ -216,12 +245,15 @@ def chat_error_handler(request: Request[Any, Any, Any], exc: Exception) -> Respo
             message = "internal error" if isinstance(exc, InternalError) else exc.message
             return _error(status, message, exc.reason)
         return _error(status, exc.message, exc.reason, headers)
-    if isinstance(exc, ValidationException) or (
+    # msgspec raises RecursionError for JSON nested deeper than it decodes (~1,000 levels).
+    if isinstance(exc, ValidationException | RecursionError) or (
         isinstance(exc, HTTPException) and exc.status_code == 400
     ):
         return _error(
             400, "the request body is not valid JSON of the expected shape", "invalid_body"
         )
+    if isinstance(exc, HTTPException) and exc.status_code == 413:
+        return _error(413, f"the body is larger than {MAX_AUTH_BODY_BYTES} bytes", "body_too_large")
     if isinstance(exc, HTTPException):
         reason = "not_found" if exc.status_code == 404 else "http_error"
         return _error(exc.status_code, exc.detail, reason, exc.headers)

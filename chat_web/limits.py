@@ -1,67 +1,84 @@
 """Rate limiters of the server, all in memory, all bounded, all on the monotonic clock.
 
-- `TokenBucket`: messages per minute per user (a burst of the full minute, then a steady rate).
-- `WindowCounter`: events per key in a sliding window (failed logins, registrations).
+- `TokenBucket`: requests or messages per minute per user (a burst of the full minute, then a
+  steady rate).
+- `WindowCounter`: events per key in a sliding window (failed logins, registrations, rooms).
 - `ConnectionCounter`: concurrent sockets per client address.
+
+The keyed limiters hold at most `max_keys` keys, least recently used first out, and every
+call is O(1) (amortised over a key's own hits): a flood of distinct keys (logins with made-up
+names, from many addresses) can neither grow their memory nor slow the calls of real users.
+Forgetting a key forgives it; the keys an attacker can mint are each bought with a request
+that the other limits and bcrypt's cost already slow down.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
+from typing import Final
 
-# Past this many keys a limiter sweeps out the keys that no longer limit anything, so memory
-# stays proportional to the clients active within one window.
-_SWEEP_AT = 10_000
+# Keys a limiter remembers at most (tens of bytes to a few hundred each).
+MAX_KEYS: Final = 10_000
 
 
 class TokenBucket:
     """Per-key buckets of `capacity` tokens refilled at `capacity / period` tokens a second."""
 
     def __init__(
-        self, capacity: int, period: float, clock: Callable[[], float] = time.monotonic
+        self,
+        capacity: int,
+        period: float,
+        clock: Callable[[], float] = time.monotonic,
+        max_keys: int = MAX_KEYS,
     ) -> None:
         self.capacity = float(capacity)
         self.rate = capacity / period
+        self.max_keys = max_keys
         self._clock = clock
-        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, last refill)
+        # key -> (tokens, last refill), least recently used first.
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
 
     def take(self, key: str) -> float:
         """Take one token; 0.0 when allowed, else the seconds until a token is available."""
         now = self._clock()
-        tokens, last = self._buckets.get(key, (self.capacity, now))
-        tokens = min(self.capacity, tokens + (now - last) * self.rate)
+        buckets = self._buckets
+        entry = buckets.get(key)
+        if entry is None:
+            tokens = self.capacity
+            if len(buckets) >= self.max_keys:
+                buckets.popitem(last=False)
+        else:
+            tokens = min(self.capacity, entry[0] + (now - entry[1]) * self.rate)
+            buckets.move_to_end(key)
         if tokens < 1.0:
-            self._buckets[key] = (tokens, now)
+            buckets[key] = (tokens, now)
             return (1.0 - tokens) / self.rate
-        if len(self._buckets) > _SWEEP_AT:
-            self._sweep(now)
-        self._buckets[key] = (tokens - 1.0, now)
+        buckets[key] = (tokens - 1.0, now)
         return 0.0
 
-    def _sweep(self, now: float) -> None:
-        # A bucket that has refilled completely is the same as no bucket.
-        full = [
-            key
-            for key, (tokens, last) in self._buckets.items()
-            if tokens + (now - last) * self.rate >= self.capacity
-        ]
-        for key in full:
-            del self._buckets[key]
+    def __len__(self) -> int:
+        return len(self._buckets)
 
 
 class WindowCounter:
     """At most `limit` hits per key in any `window` seconds (a sliding log of hit times)."""
 
     def __init__(
-        self, limit: int, window: float, clock: Callable[[], float] = time.monotonic
+        self,
+        limit: int,
+        window: float,
+        clock: Callable[[], float] = time.monotonic,
+        max_keys: int = MAX_KEYS,
     ) -> None:
         self.limit = limit
         self.window = window
+        self.max_keys = max_keys
         self._clock = clock
-        self._hits: dict[str, deque[float]] = {}
+        # key -> its hit times (at most `limit`), least recently hit first.
+        self._hits: OrderedDict[str, deque[float]] = OrderedDict()
 
     def retry_after(self, key: str) -> int:
         """0 if `key` may act now, else whole seconds until its oldest hit leaves the window."""
@@ -76,15 +93,20 @@ class WindowCounter:
             return 0
         if len(hits) < self.limit:
             return 0
+        # A key that is refused is in use: the last to be forgotten.
+        self._hits.move_to_end(key)
         return max(1, math.ceil(hits[0] + self.window - now))
 
     def hit(self, key: str) -> None:
         now = self._clock()
-        if len(self._hits) > _SWEEP_AT:
-            stale = [k for k, hits in self._hits.items() if hits[-1] <= now - self.window]
-            for k in stale:
-                del self._hits[k]
-        hits = self._hits.setdefault(key, deque(maxlen=self.limit))
+        all_hits = self._hits
+        hits = all_hits.get(key)
+        if hits is None:
+            if len(all_hits) >= self.max_keys:
+                all_hits.popitem(last=False)
+            hits = all_hits[key] = deque(maxlen=self.limit)
+        else:
+            all_hits.move_to_end(key)
         hits.append(now)
 
     def undo(self, key: str) -> None:
@@ -98,6 +120,9 @@ class WindowCounter:
 
     def reset(self, key: str) -> None:
         self._hits.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._hits)
 
 
 class ConnectionCounter:

@@ -25,8 +25,9 @@ _SECRETS: Final = re.compile(
     r"|()\$2[abxy]?\$\d\d\$[./A-Za-z0-9]{53}"
 )
 # Loggers that write what clients send (frames, SQL parameters: message text, password hashes)
-# at debug level. They are held at info whatever the configured level.
-_PAYLOAD_LOGGERS: Final = ("aiosqlite", "websockets", "sqlalchemy.engine", "sqlalchemy.pool")
+# at debug level. They are held at info whatever the configured level. (SQLAlchemy's engine
+# logs nothing below warning unless `echo` is on, and its journal engines hide parameters.)
+_PAYLOAD_LOGGERS: Final = ("aiosqlite", "websockets")
 _encoder = msgspec.json.Encoder()
 
 

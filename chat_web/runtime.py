@@ -4,17 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
+from chat_core.errors import RateLimited
 from chat_core.journal import Journal
-from chat_core.passwords import dummy_verify, hash_password, verify_password
+from chat_core.passwords import check_password, dummy_verify, hash_cost, hash_password
 from chat_core.processor import CommandProcessor
 from chat_core.rules import Limits
 from chat_core.settings import Settings
 from chat_web.hub import Hub
 from chat_web.limits import ConnectionCounter, TokenBucket, WindowCounter
 
+_T = TypeVar("_T")
+
 HOUR = 3600.0
+# Requests waiting for a bcrypt slot at most; past it an /auth request is refused at once
+# (429, Retry-After: 1) rather than queued: a flood can neither hold unbounded memory nor mint
+# limiter keys faster than the hashes are computed.
+MAX_HASH_WAITING = 64
 
 
 @dataclass
@@ -35,6 +44,10 @@ class Runtime:
     room_creations: WindowCounter | None = None
     connections: ConnectionCounter | None = None
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    # The cost every password check takes: the configured one, or that of the costliest
+    # stored hash if higher (chat_core.passwords.check_password).
+    password_cost: int = 12
+    _hash_waiting: int = 0
 
     @classmethod
     def build(
@@ -61,6 +74,14 @@ class Runtime:
             registrations=WindowCounter(rate.registrations_per_hour, HOUR) if enabled else None,
             room_creations=WindowCounter(rate.rooms_per_hour, HOUR) if enabled else None,
             connections=ConnectionCounter(rate.connections_per_ip) if enabled else None,
+            password_cost=max(
+                [settings.auth.bcrypt_rounds]
+                + [
+                    cost
+                    for account in processor.state.accounts.values()
+                    if (cost := hash_cost(account.password_hash)) is not None
+                ]
+            ),
         )
 
     def next_connection_id(self) -> str:
@@ -69,19 +90,28 @@ class Runtime:
     # bcrypt blocks for tens of milliseconds: off the event loop, a bounded number at once,
     # so a flood of logins slows logins and never the chat.
 
-    async def hash_password(self, password: str) -> str:
-        async with self.hash_slots:
-            return await asyncio.to_thread(
-                hash_password, password, self.settings.auth.bcrypt_rounds
-            )
+    def reserve_hash(self) -> None:
+        """Refuse an /auth request at once when too many already wait for a hash slot."""
+        if self._hash_waiting >= MAX_HASH_WAITING:
+            raise RateLimited("the server is busy checking passwords; try again", retry_after=1)
 
-    async def verify_password(self, password: str, hashed: str) -> bool:
-        async with self.hash_slots:
-            return await asyncio.to_thread(verify_password, password, hashed)
+    async def _off_loop(self, fn: Callable[..., _T], *args: Any) -> _T:
+        self.reserve_hash()
+        self._hash_waiting += 1
+        try:
+            async with self.hash_slots:
+                return await asyncio.to_thread(fn, *args)
+        finally:
+            self._hash_waiting -= 1
+
+    async def hash_password(self, password: str) -> str:
+        return await self._off_loop(hash_password, password, self.settings.auth.bcrypt_rounds)
+
+    async def check_password(self, password: str, hashed: str) -> bool:
+        return await self._off_loop(check_password, password, hashed, self.password_cost)
 
     async def dummy_verify(self, password: str) -> bool:
-        async with self.hash_slots:
-            return await asyncio.to_thread(dummy_verify, password, self.settings.auth.bcrypt_rounds)
+        return await self._off_loop(dummy_verify, password, self.password_cost)
 
 
 def limits_of(settings: Settings) -> Limits:

@@ -25,6 +25,7 @@ from chat_core.replay import replay
 from chat_core.settings import Settings, database_url, resolve_jwt_secret, sqlite_path
 from chat_core.state import ChatState
 from chat_web.app import create_app
+from chat_web.http_deadline import deadline_protocol
 from chat_web.hub import Hub
 from chat_web.runtime import Runtime
 from chat_web.seed import seed
@@ -169,7 +170,11 @@ def _config(settings: Settings, app: Any) -> uvicorn.Config:
         ws_per_message_deflate=False,
         ws_max_size=settings.server.max_frame_bytes,
         loop="uvloop" if _has("uvloop") else "asyncio",
-        http="httptools" if _has("httptools") else "auto",
+        http=deadline_protocol(settings.server.header_timeout_seconds),
+        # X-Forwarded-* only from the configured proxies: from anyone else they would let a
+        # client pick the address its per-address limits count against.
+        proxy_headers=bool(settings.server.trusted_proxies),
+        forwarded_allow_ips=list(settings.server.trusted_proxies) or None,
         lifespan="on",
         access_log=False,
         log_config=None,

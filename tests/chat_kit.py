@@ -186,6 +186,13 @@ COMMANDS: st.SearchStrategy[c.Command] = st.one_of(
         role=st.sampled_from(("user", "moderator", "admin")),
         password_hash=st.sampled_from((None, HASH, "other-hash")),
     ),
+    _cmd(
+        c.RehashPassword,
+        actor=st.sampled_from(("system", "bob")),
+        username=st.sampled_from(("bob", "erin")),
+        old_hash=st.sampled_from((HASH, "other-hash")),
+        password_hash=st.sampled_from((HASH, "rehashed")),
+    ),
     _cmd(c.CreateRoom, actor=st.sampled_from(("system", "admin", "bob")), room_name=_rooms),
 )
 """Commands from a small cast of users and rooms, so that they often collide."""

@@ -109,3 +109,26 @@ def test_ensure_account_of_an_unchanged_account_appends_nothing(password_hash):
 )
 def test_an_actor_without_an_account_is_unauthenticated(command):
     rejected(command, world(), -32001, "invalid_token")
+
+
+def rehash(username: str, old: str, new: str, actor: str = "system") -> c.RehashPassword:
+    return c.RehashPassword(actor=actor, at=T0, username=username, old_hash=old, password_hash=new)
+
+
+def test_a_rehash_replaces_the_hash_it_was_made_from():
+    state = given(account("bob"))
+    new_events, after = then(rehash("BOB", HASH, "$2b$12$new"), state)
+    assert new_events == [e.PasswordChanged(username="bob", password_hash="$2b$12$new")]
+    assert after.accounts["bob"].password_hash == "$2b$12$new"
+
+
+def test_a_rehash_loses_to_a_password_changed_meanwhile_and_to_a_missing_account():
+    state = given(account("bob"), e.PasswordChanged(username="bob", password_hash="changed"))
+    assert then(rehash("bob", HASH, "$2b$12$new"), state)[0] == []
+    assert then(rehash("nobody", HASH, "$2b$12$new"), state)[0] == []
+
+
+def test_only_the_server_rehashes():
+    rejected(
+        rehash("bob", HASH, "x", actor="bob"), given(account("bob")), -32002, "insufficient_role"
+    )
