@@ -71,6 +71,9 @@ class Parsed(Struct, frozen=True, kw_only=True):
 
     is_batch: bool
     items: list[Call | ErrorReply]
+    # Requests the frame held, answered or not (what a request budget counts): a batch's
+    # members, or 1 for a single message and for a batch refused as a whole.
+    members: int = 1
 
 
 def error_object(code: int, message: str, reason: str, **data: Any) -> dict[str, Any]:
@@ -270,18 +273,23 @@ def _member(raw: Raw) -> Call | ErrorReply | None:
     return _from_envelope(envelope) or _classify(raw)
 
 
-def _batch(members: list[Raw]) -> Parsed:
+def _batch(members: list[Raw], max_batch: int) -> Parsed:
     if not members:
         return Parsed(is_batch=False, items=[_invalid_request(None, "empty batch")])
+    if 0 < max_batch < len(members):
+        # Refused before any member is looked at: the work stays bounded by the limit.
+        message = f"Invalid request: a batch holds at most {max_batch} requests"
+        error = error_object(INVALID_REQUEST, message, "batch_too_large")
+        return Parsed(is_batch=False, items=[ErrorReply(id=None, error=error)])
     items = [item for item in map(_member, members) if item is not None]
-    return Parsed(is_batch=True, items=items)
+    return Parsed(is_batch=True, items=items, members=len(members))
 
 
 def _single(item: Call | ErrorReply | None) -> Parsed:
     return Parsed(is_batch=False, items=[] if item is None else [item])
 
 
-def _parse_loose(data: str | bytes) -> Parsed:
+def _parse_loose(data: str | bytes, max_batch: int) -> Parsed:
     """Valid JSON that is not a perfect request, or a frame with a syntax error further on."""
     try:
         decoded = _LOOSE_FRAME_DECODER.decode(data)
@@ -298,23 +306,24 @@ def _parse_loose(data: str | bytes) -> Parsed:
                 return _single(_parse_error("JSON is malformed"))
         return _single(_invalid_request(None, "a request must be an object"))
     if isinstance(decoded, list):
-        return _batch(decoded)
+        return _batch(decoded, max_batch)
     return _single(_classify(data))
 
 
-def parse_frame(data: str | bytes) -> Parsed:
+def parse_frame(data: str | bytes, max_batch: int = 0) -> Parsed:
     """Parse one WebSocket text frame into the calls to run and the errors to send.
 
     Never raises for any `str` or `bytes`: bad JSON, bad requests and bad params all become
-    `ErrorReply` items (docs/protocol.md section 3).
+    `ErrorReply` items (docs/protocol.md section 3). A batch of more than `max_batch` members
+    (0: no limit) is one -32600 error, reason `batch_too_large`.
     """
     try:
         try:
             decoded = _FRAME_DECODER.decode(data)
         except msgspec.ValidationError:
-            return _parse_loose(data)
+            return _parse_loose(data, max_batch)
         if isinstance(decoded, list):
-            return _batch(decoded)
+            return _batch(decoded, max_batch)
         return _single(_from_envelope(decoded) or _classify(data))
     except msgspec.DecodeError as exc:
         return _single(_parse_error(str(exc)))

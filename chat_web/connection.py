@@ -48,9 +48,11 @@ class Connection:
     # Slots, not a __dict__: ~0.9 KB less per idle connection (bench/run.py, idle memory).
     # A new attribute must be listed here.
     __slots__ = (
+        "_byte_limit",
         "_closer",
         "_limit",
         "_queue",
+        "_queued_bytes",
         "_timer",
         "_wakeup",
         "_writer",
@@ -76,6 +78,7 @@ class Connection:
         address: str,
         current_room: str | None,
         queue_limit: int,
+        queue_bytes: int = 0,
         batching: bool = False,
     ) -> None:
         self.socket = socket
@@ -93,6 +96,10 @@ class Connection:
         # Made once, not dropped when drained: a new deque per burst costs the fan-out more.
         self._queue: deque[str | _Close] = deque()
         self._limit = queue_limit if queue_limit > 0 else None
+        # Bounded in bytes too: one frame can be large (a batch's responses, a history page).
+        # Counted as characters of JSON text: bytes for ASCII, at most 4 bytes a character.
+        self._byte_limit = queue_bytes if queue_bytes > 0 else None
+        self._queued_bytes = 0
         self._wakeup: asyncio.Future[None] | None = None
         self.closing = False  # once set, nothing more is queued
         self.close_code: int | None = None
@@ -108,17 +115,31 @@ class Connection:
     # --- queueing (synchronous: called from the hub's fan-out) ------------------------------
 
     def send(self, frame: str) -> None:
-        """Queue a text frame; a full queue means a slow reader, which is closed with 4008."""
+        """Queue a text frame; a full queue (`server.send_queue_limit` frames or
+        `server.send_queue_bytes`) means a slow reader, which is closed with 4008."""
         if self.closing:
             return
         if not self._put(frame):
             self.log.warning("send queue overflow, closing with %d", SLOW_READER)
             self.abort(SLOW_READER)
 
+    @property
+    def queued_bytes(self) -> int:
+        """What the queue holds, in characters of JSON text."""
+        return self._queued_bytes
+
+    def would_overflow(self, size: int) -> bool:
+        """Whether `size` more characters would pass `server.send_queue_bytes`."""
+        return self._byte_limit is not None and self._queued_bytes + size > self._byte_limit
+
     def _put(self, item: str | _Close) -> bool:
         """Append to the queue and wake the writer; False if the queue is full."""
         if self._limit is not None and len(self._queue) >= self._limit:
             return False
+        if isinstance(item, str):
+            if self.would_overflow(len(item)):
+                return False
+            self._queued_bytes += len(item)
         self._queue.append(item)
         wakeup = self._wakeup
         if wakeup is not None:
@@ -141,6 +162,9 @@ class Connection:
     def abort(self, code: int) -> None:
         """Drop whatever is queued and close with `code` now."""
         self.closing = True
+        # Nothing queued will be written: free it now, not when the socket is gone.
+        self._queue.clear()
+        self._queued_bytes = 0
         if self._closer is not None:
             return
         if self.close_code is None:
@@ -165,7 +189,7 @@ class Connection:
         while pending:
             first = pending.popleft()
             assert isinstance(first, str)
-            await self.socket.send(_text(_coalesce(first, pending) if self.batching else first))
+            await self.socket.send(_text(_coalesce(first, pending)[0] if self.batching else first))
 
     async def _write(self, preamble: Callable[[], Awaitable[None]]) -> None:
         try:
@@ -184,14 +208,20 @@ class Connection:
                     if self._closer is None:
                         self._closer = asyncio.create_task(self._close(item.code))
                     return
+                self._queued_bytes -= len(item)
                 if self.batching and queue:
-                    item = _coalesce(item, queue)
+                    item = self._coalesce(item)
                 await self.socket.send(_text(item))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the peer went away mid-send: the reader loop sees it too
             self.log.debug("writer stopped: %r", exc)
             self.closing = True
+
+    def _coalesce(self, first: str) -> str:
+        frame, taken = _coalesce(first, self._queue)
+        self._queued_bytes -= taken
+        return frame
 
     async def _close(self, code: int) -> None:
         self._cancel_timer()
@@ -218,10 +248,11 @@ class Connection:
                     await asyncio.wait_for(task, CLOSE_TIMEOUT)
 
 
-def _coalesce(first: str, queue: deque[str | _Close]) -> str:
-    """`first` and the frames queued after it, as one array frame (a batching client)."""
+def _coalesce(first: str, queue: deque[str | _Close]) -> tuple[str, int]:
+    """`first` and the frames queued after it, as one array frame (a batching client); and
+    the characters taken from the queue."""
     if first[0] == "[":  # already an array (a batch's responses): never nested
-        return first
+        return first, 0
     parts = [first]
     size = len(first)
     while queue and len(parts) < MAX_BATCH and size < MAX_BATCH_CHARS:
@@ -231,7 +262,9 @@ def _coalesce(first: str, queue: deque[str | _Close]) -> str:
         parts.append(item)
         queue.popleft()
         size += len(item)
-    return first if len(parts) == 1 else "[" + ",".join(parts) + "]"
+    if len(parts) == 1:
+        return first, 0
+    return "[" + ",".join(parts) + "]", size - len(first)
 
 
 def _text(frame: str) -> WebSocketSendEvent:

@@ -25,6 +25,10 @@ log = logging.getLogger(__name__)
 
 KICKED: int = 4001
 BANNED: int = 4403
+# Seconds a user stays online for others after its last connection closes. A reconnect within
+# it is no presence change at all, so connect/close loops cost the users who share a room with
+# the looping one at most one `presence_changed` each way a second, not two a loop.
+PRESENCE_LINGER: float = 1.0
 
 
 class Hub:
@@ -42,6 +46,9 @@ class Hub:
         # when none is left (nothing per connection before then).
         self._closing: set[Connection] | None = None
         self._all_gone: asyncio.Future[None] | None = None
+        # Users whose last connection closed less than PRESENCE_LINGER ago: still online for
+        # others until the timer fires, unless they reconnect first (at most one per user).
+        self._lingering: dict[str, asyncio.TimerHandle] = {}
 
     # --- connections ------------------------------------------------------------------------
 
@@ -50,7 +57,12 @@ class Hub:
         conns = self._by_user.get(conn.key, ())
         self._by_user[conn.key] = (*conns, conn)
         self._count += 1
-        if not conns:
+        if conns:
+            return
+        lingering = self._lingering.pop(conn.key, None)
+        if lingering is not None:
+            lingering.cancel()  # back before anyone saw it leave: no change to announce
+        else:
             self.send_to(sharing_users(state, conn.key), presence_frame(conn.username, True))
 
     def unregister(self, conn: Connection) -> None:
@@ -65,11 +77,16 @@ class Hub:
             return
         del self._by_user[conn.key]
         self.typing.stop_user(conn.key)
-        state = self.state_of()
-        self.send_to(sharing_users(state, conn.key), presence_frame(conn.username, False))
+        self._lingering[conn.key] = asyncio.get_running_loop().call_later(
+            PRESENCE_LINGER, self._gone_offline, conn.key, conn.username
+        )
+
+    def _gone_offline(self, key: str, username: str) -> None:
+        del self._lingering[key]
+        self.send_to(sharing_users(self.state_of(), key), presence_frame(username, False))
 
     def is_online(self, key: str) -> bool:
-        return key in self._by_user
+        return key in self._by_user or key in self._lingering
 
     def connections_of(self, key: str) -> tuple[Connection, ...]:
         return self._by_user.get(key, ())
@@ -148,6 +165,9 @@ class Hub:
     async def close_all(self, code: int, grace: float) -> None:
         """Close every connection with `code` (queued frames first) and wait, up to `grace` s."""
         self.typing.cancel_all()
+        for timer in self._lingering.values():
+            timer.cancel()
+        self._lingering.clear()
         conns = [conn for conns in self._by_user.values() for conn in conns]
         if not conns:
             return

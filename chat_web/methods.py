@@ -34,25 +34,35 @@ Handler = Callable[[Runtime, Connection, Any, datetime], Awaitable[Any]]
 
 
 async def dispatch(rt: Runtime, conn: Connection, call: Call) -> Any:
-    """Run one call and return its result (a JSON object); raises a ChatError on refusal."""
-    check_request_rate(rt, conn)
+    """Run one call (already counted by `request_refusal`) and return its result (a JSON
+    object); raises a ChatError on refusal."""
     return await _HANDLERS[call.method](rt, conn, call.params, datetime.now(UTC))
 
 
-def check_request_rate(rt: Runtime, conn: Connection) -> None:
-    """Every request of a user, on any of its connections, counts against
-    `rate_limit.requests_per_minute`: no method can be flooded (joins and leaves fan out and
-    append to the journal as messages do).
+def request_refusal(rt: Runtime, conn: Connection) -> RateLimited | None:
+    """Count one request against the user's budget; the error to answer if it is spent.
 
-    Past it, the connection is also read more slowly: a client flooding at wire speed took a
-    whole core answering -32029 (bystanders' pings 0.4 ms -> 23 ms); paused, ~1% of one.
+    Every request of a user, on any of its connections, counts against
+    `rate_limit.requests_per_minute`, valid or not, answered or not: no method can be flooded
+    (joins and leaves fan out and append to the journal as messages do), and neither can
+    the parser. Past it, the connection is also read more slowly: a client flooding at wire
+    speed took a whole core answering -32029 (bystanders' pings 0.4 ms -> 23 ms); paused, ~1%
+    of one.
     """
     if rt.requests is None:
-        return
+        return None
     wait = rt.requests.take(conn.key)
-    if wait > 0:
-        conn.read_pause = min(MAX_READ_PAUSE, wait)
-        raise _rate_limited("too many requests; slow down", wait)
+    if wait <= 0:
+        return None
+    conn.read_pause = min(MAX_READ_PAUSE, wait)
+    return _rate_limited("too many requests; slow down", wait)
+
+
+def check_request_rate(rt: Runtime, conn: Connection) -> None:
+    """`request_refusal`, raised."""
+    refusal = request_refusal(rt, conn)
+    if refusal is not None:
+        raise refusal
 
 
 def _rate_limited(message: str, wait: float) -> RateLimited:

@@ -30,9 +30,15 @@ from chat_core.errors import ChatError, InternalError, Unauthenticated
 from chat_core.processor import Outcome
 from chat_core.rpc import Call, Parsed, encode_batch, encode_error, encode_result, parse_frame
 from chat_core.rpc_params import SendMessageParams
-from chat_web.connection import Connection
+from chat_web.connection import SLOW_READER, Connection
 from chat_web.live import send_live
-from chat_web.methods import check_request_rate, dispatch, send_command, sent_result
+from chat_web.methods import (
+    check_request_rate,
+    dispatch,
+    request_refusal,
+    send_command,
+    sent_result,
+)
 from chat_web.runtime import Runtime
 
 UNSUPPORTED_DATA: Final = 1003
@@ -49,6 +55,7 @@ async def read_frames(rt: Runtime, conn: Connection, expires: int) -> None:
     `expires` is the token's expiry (unix seconds): past it, requests are refused (-32001).
     """
     receive = conn.socket.receive
+    max_batch = rt.settings.server.max_batch_requests
     # Made at the first lone send_message: most connections never send one. Commands still
     # in flight when the peer goes away commit and answer through their callbacks, which
     # send nothing once the connection is closing.
@@ -74,7 +81,7 @@ async def read_frames(rt: Runtime, conn: Connection, expires: int) -> None:
         if conn.closing:
             # Closing (kicked, banned, slow): nothing more is answered.
             continue
-        parsed = parse_frame(text)
+        parsed = parse_frame(text, max_batch)
         items = parsed.items
         if not parsed.is_batch and len(items) == 1:
             call = items[0]
@@ -140,7 +147,7 @@ class _Pipeline:
                 raise _expired()
             params = call.params
             assert isinstance(params, SendMessageParams)  # the parser tags params by method
-            check_request_rate(rt, conn)  # `dispatch` does it for every other call
+            check_request_rate(rt, conn)  # `_answer` counts every other request
             command = send_command(rt, conn, params, datetime.now(UTC))
             if rt.settings.chat.persist_messages:
                 future = await rt.processor.enqueue(command)
@@ -201,20 +208,33 @@ class _Pipeline:
 
 
 async def _answer(rt: Runtime, conn: Connection, expires: int, parsed: Parsed) -> None:
+    # Members answered by nobody (invalid notifications) count against the budget too.
+    for _ in range(parsed.members - len(parsed.items)):
+        request_refusal(rt, conn)
     parts: list[bytes] = []
+    size = 0
     revoked = False
     for item in parsed.items:
+        refusal = request_refusal(rt, conn)
         if revoked:
             # After a revoked token nothing else runs; requests still get their one answer.
             if isinstance(item, Call) and not item.is_notification:
                 parts.append(encode_error(item.id, _expired().error_object()))
             continue
         if not isinstance(item, Call):
-            parts.append(encode_error(item.id, item.error))
-            continue
-        reply, revoked = await _run(rt, conn, expires, item)
+            # Its own error, past the budget too (the read pause is what slows the client).
+            reply: bytes | None = encode_error(item.id, item.error)
+        else:
+            reply, revoked = await _run(rt, conn, expires, item, refusal)
         if reply is not None:
             parts.append(reply)
+            size += len(reply)
+            if conn.would_overflow(size):
+                # The answers would not fit in the send queue: stop building them (a batch of
+                # history pages can be megabytes) and close as the queue would (4008).
+                conn.log.warning("batch answer over send_queue_bytes, closing with %d", SLOW_READER)
+                conn.abort(SLOW_READER)
+                return
     if parts:
         frame = encode_batch(parts) if parsed.is_batch else parts[0]
         conn.send(frame.decode())
@@ -232,13 +252,18 @@ def _expired() -> Unauthenticated:
 
 
 async def _run(
-    rt: Runtime, conn: Connection, expires: int, call: Call
+    rt: Runtime, conn: Connection, expires: int, call: Call, refusal: ChatError | None
 ) -> tuple[bytes | None, bool]:
-    """(the encoded response or None for a notification, whether the session is over)."""
+    """(the encoded response or None for a notification, whether the session is over).
+
+    `refusal`: the budget's answer to this request, if it is spent.
+    """
     error: ChatError | None = None
     result: Any = None
     if expires <= time.time():
         error = _expired()
+    elif refusal is not None:
+        error = refusal
     else:
         try:
             result = await dispatch(rt, conn, call)

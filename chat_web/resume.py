@@ -36,12 +36,18 @@ def _needed_for_rewind(key: str, event: e.Event) -> bool:
 
 
 async def backlog(
-    journal: Journal, snapshot: ChatState, username: str, since: int, limit: int
+    journal: Journal,
+    snapshot: ChatState,
+    username: str,
+    since: int,
+    limit: int,
+    max_chars: int = 0,
 ) -> list[str] | None:
     """The frames the user missed after `since`, up to the snapshot's head, oldest first.
 
-    None when there are more than `limit` of them, or the journal has more than `limit *
-    SCAN_FACTOR` events after `since`: the client must resync instead.
+    None when there are more than `limit` of them, or more than `max_chars` characters (0: no
+    bound; `server.send_queue_bytes`), or the journal has more than `limit * SCAN_FACTOR`
+    events after `since`: the client must resync instead.
     """
     head = snapshot.seq
     if since >= head:
@@ -63,6 +69,7 @@ async def backlog(
     }
     del kept
     frames: list[str] = []
+    chars = 0
     async for page in journal.read(after=since, until=head, message_rooms=rooms):
         for recorded in page:
             if not view.receives(recorded):
@@ -70,7 +77,8 @@ async def backlog(
             frame = frame_of(recorded, counts.get(recorded.seq, 0))
             if frame is None:
                 continue
-            if len(frames) >= limit:
+            chars += len(frame)
+            if len(frames) >= limit or 0 < max_chars < chars:
                 return None
             frames.append(frame)
     return frames

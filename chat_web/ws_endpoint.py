@@ -231,6 +231,7 @@ def _open(
         address=address,
         current_room=current_room_of(snapshot, username),
         queue_limit=rt.settings.server.send_queue_limit,
+        queue_bytes=rt.settings.server.send_queue_bytes,
         batching=batching,
     )
     rt.hub.register(conn, snapshot)
@@ -251,7 +252,12 @@ def _open(
             return
         try:
             frames = await backlog(
-                rt.journal, snapshot, username, since, rt.settings.chat.max_resume_events
+                rt.journal,
+                snapshot,
+                username,
+                since,
+                rt.settings.chat.max_resume_events,
+                rt.settings.server.send_queue_bytes,
             )
         except ChatError as exc:
             conn.log.error("resume from %d failed: %s", since, exc)

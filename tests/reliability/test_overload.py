@@ -131,6 +131,8 @@ async def test_a_client_that_stops_reading_is_closed_and_nobody_waits(launch: An
         slow_setup = await chat.connect(slow_user)
         await slow_setup.call("join_room", room_name=room)
         await slow_setup.close()
+        # Offline first: a reconnect within the presence linger would be no change at all.
+        await watch.params_of("presence_changed", username=slow_user.username, online=False)
         slow = await _slow_socket(chat, slow_user.token)
         await watch.params_of("presence_changed", username=slow_user.username, online=True)
         pinger = Pinger(watch)
