@@ -28,7 +28,13 @@ from chat_core.errors import (
     UsernameTaken,
 )
 from chat_core.passwords import validate_password
-from chat_core.rules import RESERVED_USERNAMES, is_valid_username, user_key
+from chat_core.rules import (
+    MAX_DISPLAY_NAME_LENGTH,
+    RESERVED_USERNAMES,
+    check_text,
+    is_valid_username,
+    user_key,
+)
 from chat_core.state import active_ban
 from chat_core.tokens import issue_token
 from chat_web.runtime import Runtime
@@ -108,6 +114,18 @@ def _errors(*statuses: int) -> dict[int, ResponseSpec]:
     }
 
 
+def _check_display_name(display_name: str) -> None:
+    """The decider's rule, answered as a bad body (docs/protocol.md section 1), before the hash."""
+    try:
+        check_text(display_name, MAX_DISPLAY_NAME_LENGTH, "display_name")
+    except InvalidParams as exc:
+        raise InvalidParams(
+            f"{exc.message}; a display_name is 1 to {MAX_DISPLAY_NAME_LENGTH} characters,"
+            " not blank, without control characters",
+            "invalid_body",
+        ) from exc
+
+
 @post(
     "/auth/register",
     status_code=201,
@@ -120,6 +138,8 @@ async def register(request: Request[Any, Any, Any], data: RegisterBody) -> Regis
     if not is_valid_username(data.username) or user_key(data.username) in RESERVED_USERNAMES:
         raise InvalidParams("usernames are 3 to 32 of A-Z a-z 0-9 _ . -", "invalid_username")
     validate_password(data.password)
+    if data.display_name is not None:
+        _check_display_name(data.display_name)
     if rt.registrations is not None:
         _check_rate(rt.registrations.retry_after(address))
     # A cheap early answer for a taken name, before spending a bcrypt hash on it; the decider

@@ -109,3 +109,33 @@ def test_ensure_account_of_an_unchanged_account_appends_nothing(password_hash):
 )
 def test_an_actor_without_an_account_is_unauthenticated(command):
     rejected(command, world(), -32001, "invalid_token")
+
+
+def named(display_name: str) -> c.RegisterAccount:
+    return c.RegisterAccount(
+        actor="zoe", at=T0, username="zoe", password_hash=HASH, display_name=display_name
+    )
+
+
+@pytest.mark.parametrize("display_name", ["Z", "Zoë 🦊 the\tfox", "z" * 64])
+def test_a_display_name_of_1_to_64_shown_characters_is_recorded(display_name):
+    new_events, after = then(named(display_name), initial_state())
+    assert new_events[0] == e.AccountRegistered(
+        username="zoe", password_hash=HASH, display_name=display_name
+    )
+    assert after.accounts["zoe"].display_name == display_name
+
+
+@pytest.mark.parametrize(
+    ("display_name", "reason"),
+    [
+        ("", "empty_message"),
+        ("\u200b\u2060", "empty_message"),
+        ("z" * 65, "message_too_long"),
+        ("<admin>\x1b[2K", "invalid_text"),
+        ("zoe\x85", "invalid_text"),
+    ],
+)
+def test_a_bad_display_name_is_refused_with_its_field(display_name, reason):
+    error = rejected(named(display_name), initial_state(), -32602, reason)
+    assert error.data == {"field": "display_name"}  # type: ignore[attr-defined]
