@@ -1,4 +1,4 @@
-"""Start-up seeding through the processor: demo users, `admin.users`, default rooms.
+"""Start-up seeding through the processor: demo users, `admin.users`, default rooms (first start).
 
 Every change is a journaled command of the `system` actor, so replay sees exactly what the
 server did. A configured password is hashed only when it no longer verifies against the stored
@@ -51,15 +51,18 @@ def _configured_accounts(settings: Settings) -> list[tuple[str, str, Role]]:
 
 
 async def seed(rt: Runtime) -> None:
-    """Create or update the configured accounts, then the default rooms."""
+    """Create or update the configured accounts; on the first start, the default rooms."""
     settings = rt.settings
+    # The first start is the one that found the journal empty: default rooms are made then
+    # only, so a room an admin deleted stays deleted across restarts.
+    first_start = rt.processor.state.seq == 0
     await asyncio.gather(*(_ensure(rt, *account) for account in _configured_accounts(settings)))
     if settings.admin.seed_demo_users:
         log.warning(
             "demo users exist (admin/admin123, moderator/mod123, alice/alice123, bob/bob123);"
             " set admin.seed_demo_users = false outside a demo"
         )
-    for room_name in settings.chat.default_rooms:
+    for room_name in settings.chat.default_rooms if first_start else ():
         command = CreateRoom(
             actor=SYSTEM_ACTOR, at=datetime.now(UTC), limits=rt.limits, room_name=room_name
         )

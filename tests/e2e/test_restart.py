@@ -159,3 +159,20 @@ async def test_every_acknowledged_message_survives_a_shutdown_in_flight(
             before = page["messages"][0]["seq"]
         missing = {r["message_id"] for r in acked} - stored
         assert not missing, f"acknowledged but lost: {sorted(missing)}"
+
+
+async def test_a_deleted_default_room_stays_deleted_across_restarts(start_server: Any) -> None:
+    server = start_server()
+    async with server.harness() as chat:
+        admin = await chat.admin_client()
+        rooms = [r["room_id"] for r in (await admin.call("list_rooms"))["rooms"]]
+        assert "general" in rooms  # made on the first start
+        await admin.call("delete_room", room_id="general")
+        head = await chat.journal_seq()
+    assert server.restart() == 0
+    async with server.harness() as chat:
+        # No new room_created (nor anything else): the restart appended nothing to the journal.
+        assert await chat.journal_seq() == head
+        admin = await chat.admin_client()
+        rooms = [r["room_id"] for r in (await admin.call("list_rooms"))["rooms"]]
+        assert "general" not in rooms, rooms
