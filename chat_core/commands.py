@@ -47,6 +47,12 @@ class EnsureAccount(_Command, frozen=True, kw_only=True):
     password_hash: str | None = None
 
 
+class DisableAccount(_Command, frozen=True, kw_only=True):
+    """Make an account unusable: no login, its tokens refused (a demo user past its setting)."""
+
+    username: str
+
+
 class CreateRoom(_Command, frozen=True, kw_only=True):
     """Create a room if it does not exist (the configured default rooms)."""
 
@@ -101,6 +107,7 @@ class DeleteRoom(_Command, frozen=True, kw_only=True):
 Command = (
     RegisterAccount
     | EnsureAccount
+    | DisableAccount
     | CreateRoom
     | JoinRoom
     | LeaveRoom

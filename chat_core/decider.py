@@ -23,6 +23,7 @@ from chat_core.errors import (
     UsernameTaken,
 )
 from chat_core.rules import (
+    DISABLED_HASH,
     LEVELS,
     MAX_DISPLAY_NAME_LENGTH,
     RESERVED_USERNAMES,
@@ -33,6 +34,7 @@ from chat_core.rules import (
     at_least,
     check_plain,
     check_text,
+    is_disabled,
     is_valid_room_name,
     is_valid_username,
     outranks,
@@ -58,6 +60,8 @@ def decide(command: c.Command, state: ChatState) -> list[e.Event]:
             return _register(command, state)
         case c.EnsureAccount():
             return _ensure_account(command, state)
+        case c.DisableAccount():
+            return _disable_account(command, state)
         case c.CreateRoom():
             _require(_actor(command, state), "admin")
             return _create_room(command, state)
@@ -95,6 +99,8 @@ def authorize(state: ChatState, username: str, at: datetime) -> Account:
     # `state.bans` first: with nobody banned (the usual case) no look-up at all.
     if state.bans and active_ban(state, account.username, at) is not None:
         raise Banned("you are banned")
+    if is_disabled(account.password_hash):
+        raise Unauthenticated("the account is disabled", "invalid_token")
     return account
 
 
@@ -188,6 +194,18 @@ def _ensure_account(command: c.EnsureAccount, state: ChatState) -> list[e.Event]
             e.PasswordChanged(username=existing.username, password_hash=command.password_hash)
         )
     return out
+
+
+def _disable_account(command: c.DisableAccount, state: ChatState) -> list[e.Event]:
+    if command.actor != SYSTEM_ACTOR:
+        raise Forbidden("only the server disables accounts", "insufficient_role")
+    account = state.accounts.get(user_key(command.username))
+    if account is None:
+        raise NotFound(f"no user {command.username!r}", "user_not_found")
+    if is_disabled(account.password_hash):
+        return []
+    # An existing event does it: replay, resume and every check read the hash already.
+    return [e.PasswordChanged(username=account.username, password_hash=DISABLED_HASH)]
 
 
 def _create_room(command: c.CreateRoom | c.JoinRoom, state: ChatState) -> list[e.Event]:

@@ -26,6 +26,10 @@ LEVELS: Final[frozenset[str]] = frozenset({"info", "warning", "error"})
 SYSTEM_ACTOR: Final = "system"
 RESERVED_USERNAMES: Final[frozenset[str]] = frozenset({SYSTEM_ACTOR})
 
+# The password hash of a disabled account: not a bcrypt hash, so no password verifies against
+# it, and `authorize` refuses the account's tokens. Recorded as a `password_changed` event.
+DISABLED_HASH: Final = "!disabled"
+
 _USERNAME = re.compile(r"[A-Za-z0-9_.\-]{3,32}")
 _ROOM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]*")
 
@@ -59,6 +63,11 @@ def is_valid_username(username: str) -> bool:
 def is_valid_room_name(room_name: str, max_length: int) -> bool:
     """1 to max_length characters of `A-Z a-z 0-9 _ -`, starting with a letter or digit."""
     return len(room_name) <= max_length and _ROOM_NAME.fullmatch(room_name) is not None
+
+
+def is_disabled(password_hash: str) -> bool:
+    """True for the hash of a disabled account (`!` never starts a bcrypt hash)."""
+    return password_hash.startswith("!")
 
 
 def outranks(actor_role: str, target_role: str) -> bool:

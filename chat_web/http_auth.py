@@ -32,6 +32,7 @@ from chat_core.rules import (
     MAX_DISPLAY_NAME_LENGTH,
     RESERVED_USERNAMES,
     check_text,
+    is_disabled,
     is_valid_username,
     user_key,
 )
@@ -182,8 +183,9 @@ async def login(request: Request[Any, Any, Any], data: LoginBody) -> LoggedIn:
         # concurrently would otherwise all pass the limit while their hashes are queued.
         rt.login_failures.hit(attempt_key)
     account = rt.processor.state.accounts.get(user_key(data.username))
-    if account is None:
-        # Same work as a real check, so an unknown user cannot be told apart by timing.
+    if account is None or is_disabled(account.password_hash):
+        # Same work as a real check, so an unknown or disabled user cannot be told apart by
+        # timing.
         ok = await rt.dummy_verify(data.password)
     else:
         ok = await rt.verify_password(data.password, account.password_hash)
