@@ -190,6 +190,11 @@ COMMANDS: st.SearchStrategy[c.Command] = st.one_of(
         password_hash=st.sampled_from((None, HASH, "other-hash")),
     ),
     _cmd(c.CreateRoom, actor=st.sampled_from(("system", "admin", "bob")), room_name=_rooms),
+    _cmd(
+        c.DisableAccount,
+        actor=st.sampled_from(("system", "admin")),
+        username=st.sampled_from(("bob", "erin", "nobody")),
+    ),
 )
 """Commands from a small cast of users and rooms, so that they often collide."""
 
