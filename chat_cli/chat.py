@@ -25,6 +25,7 @@ from chat_cli import commands as cmd
 from chat_cli import ui
 from chat_cli.prompt import InputLine
 from chat_cli.session import ConnectionLost, Ended, Notice, RpcError, Session, SessionEnded, Status
+from chat_cli.visible import visible, visible_text
 from chat_core.rules import room_key
 
 EXIT_FOR_END = {"kicked": 3, "banned": 4, "closed": 0}
@@ -56,7 +57,8 @@ class Chat:
     # -- output ----------------------------------------------------------------------------
 
     def show(self, line: Text | str) -> None:
-        self.console.print(line)
+        # `ui` builds lines from visible strings already; this guards any other path.
+        self.console.print(visible_text(line if isinstance(line, Text) else Text(line)))
 
     def _first_time(self, seq: Any) -> bool:
         """True the first time a message seq is shown (history and live may overlap)."""
@@ -274,7 +276,7 @@ class Chat:
             return
         result = await self.session.call("list_members", {"room_id": self.current})
         members = result.get("members", [])
-        line = Text(f"#{self.current}: ", style=ui.INFO)
+        line = Text(f"#{visible(self.current)}: ", style=ui.INFO)
         for index, member in enumerate(members):
             name = str(member.get("username"))
             self.known_users.add(name)
@@ -284,7 +286,7 @@ class Chat:
             if not member.get("online"):
                 extra.append("offline")
             if extra:
-                line.append(f" ({', '.join(extra)})", style=ui.INFO)
+                line.append(visible(f" ({', '.join(extra)})"), style=ui.INFO)
             if index < len(members) - 1:
                 line.append(", ")
         self.show(line)

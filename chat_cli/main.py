@@ -21,6 +21,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
+from chat_cli.visible import visible
 from chat_core.errors import ChatError
 
 EXIT_OK = 0
@@ -44,9 +45,14 @@ class OutputFormat(enum.StrEnum):
     json = "json"
 
 
+def say(line: str, err: bool = False) -> None:
+    """Print a line that may hold server text: control characters shown escaped."""
+    typer.echo(visible(line), err=err)
+
+
 def fail(message: str, code: int = EXIT_REFUSED) -> NoReturn:
     """Print a one-line error on stderr and exit with `code`."""
-    typer.echo(f"error: {message}", err=True)
+    say(f"error: {message}", err=True)
     raise typer.Exit(code)
 
 
@@ -55,7 +61,7 @@ def run_async(coroutine: Coroutine[Any, Any, int]) -> NoReturn:
     try:
         code = asyncio.run(coroutine)
     except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
+        say("interrupted", err=True)
         raise typer.Exit(130) from None
     raise typer.Exit(code)
 
@@ -150,11 +156,11 @@ def register(
             created = api.register(url, username, password, display_name)
         except api.ApiError as exc:
             fail(f"registration refused: {exc.message}" if exc.status else exc.message)
-        typer.echo(f"registered {created.username} on {url}")
+        say(f"registered {created.username} on {url}")
         credential = auth.login(url, username, password)
     except auth.AuthError as exc:
         fail(exc.message, exc.code)
-    typer.echo(f"logged in as {credential.username} ({credential.role}); token saved")
+    say(f"logged in as {credential.username} ({credential.role}); token saved")
 
 
 @app.command()
@@ -173,7 +179,7 @@ def login(
         credential = auth.login(url, username, password)
     except auth.AuthError as exc:
         fail(exc.message, exc.code)
-    typer.echo(f"logged in to {url} as {credential.username} ({credential.role}); token saved")
+    say(f"logged in to {url} as {credential.username} ({credential.role}); token saved")
 
 
 @app.command()
@@ -187,9 +193,9 @@ def logout(server: ServerOption = None) -> None:
     except config_store.StoreError as exc:
         fail(str(exc))
     if removed is None:
-        typer.echo(f"not logged in to {url}")
+        say(f"not logged in to {url}")
     else:
-        typer.echo(f"logged out {removed.username} from {url}")
+        say(f"logged out {removed.username} from {url}")
 
 
 TokenOption = Annotated[
@@ -227,9 +233,9 @@ def send(
     async def go() -> int:
         code, line = await send_message(url, secret, room, text)
         if code == 0:
-            typer.echo(line)
+            say(line)
         else:
-            typer.echo(f"error: {line}", err=True)
+            say(f"error: {line}", err=True)
         return code
 
     run_async(go())
@@ -267,7 +273,7 @@ def chat(
             except SessionEnded as ended:
                 if ended.kind == "unauthenticated":
                     return -1
-                typer.echo(f"error: {ended.message}", err=True)
+                say(f"error: {ended.message}", err=True)
                 return {"kicked": EXIT_KICKED, "banned": EXIT_BANNED}.get(ended.kind, 1)
             name = str(info.get("username") or username or "me")
             return await Chat(session, name).main(info)
@@ -291,7 +297,7 @@ def _interactive_login(server: str, username: str | None, why: str) -> str:
 
     if not sys.stdin.isatty():
         fail(why)
-    typer.echo(f"{why}; log in to {server}", err=True)
+    say(f"{why}; log in to {server}", err=True)
     try:
         name = username or typer.prompt("Username")
         auth.check_username(name)

@@ -20,6 +20,7 @@ from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from prompt_toolkit.utils import is_dumb_terminal
 
 from chat_cli import commands as cmd
+from chat_cli.visible import visible
 
 
 class ChatView(Protocol):
@@ -84,13 +85,13 @@ class InputLine:
         self.session.default_buffer.on_text_changed += on_change
 
     def prompt_text(self) -> str:
-        return f"[{self.chat.current or 'no room'}] > "
+        return visible(f"[{self.chat.current or 'no room'}] > ")
 
     def toolbar(self) -> str:
         names = self.chat.typists(self.chat.current)
         if not names:
             return ""
-        return f"{', '.join(names)} {'is' if len(names) == 1 else 'are'} typing..."
+        return visible(f"{', '.join(names)} {'is' if len(names) == 1 else 'are'} typing...")
 
     async def read(self) -> str | None:
         """The next line typed; None at Ctrl-D or Ctrl-C."""

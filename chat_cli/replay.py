@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 from rich.progress import Progress as RichProgress
 
+from chat_cli.visible import visible, visible_json, visible_lines
 from chat_core import codec
 from chat_core import events as e
 from chat_core.errors import ChatError, UnsupportedJournal
@@ -308,7 +309,7 @@ def _failed(count: int, seq: int, reason: str) -> Verification:
 
 def to_json(value: msgspec.Struct) -> str:
     """One indented JSON document."""
-    return msgspec.json.format(msgspec.json.encode(value), indent=2).decode()
+    return visible_json(msgspec.json.format(msgspec.json.encode(value), indent=2).decode())
 
 
 def _when(at: datetime | None) -> str:
@@ -407,7 +408,7 @@ async def run(
     try:
         if room is not None:
             line = await timeline(journal, room, until)
-            echo(to_json(line) if as_json else "\n".join(timeline_text(line)))
+            echo(to_json(line) if as_json else visible_lines(timeline_text(line)))
             return 0
         total = await journal.head() if until is None else min(until, await journal.head())
         with _progress_bar(total if show_progress else 0) as progress:
@@ -419,12 +420,14 @@ async def run(
                     echo(f"ok: {result.events} events verified")
                 else:
                     echo(
-                        f"failed: seq {result.bad_seq}: {result.reason}"
-                        f" ({result.events} events verified before it)"
+                        visible(
+                            f"failed: seq {result.bad_seq}: {result.reason}"
+                            f" ({result.events} events verified before it)"
+                        )
                     )
                 return 0 if result.ok else 1
             summary = await summarize(journal, until, progress)
-        echo(to_json(summary) if as_json else "\n".join(summary_text(summary)))
+        echo(to_json(summary) if as_json else visible_lines(summary_text(summary)))
         return 0
     finally:
         await journal.close()

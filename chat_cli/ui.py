@@ -1,6 +1,8 @@
 """Rendering of the interactive chat: every line the user sees, as styled rich `Text`.
 
 Text objects, never markup strings: a message saying "[red]" must print as typed, not turn red.
+Every string from the server passes through `visible` first (control characters shown
+escaped, chat_cli/visible.py), before rich, which would silently drop some of them.
 Usernames get a colour from a stable hash (crc32, not `hash()`, which changes per process), so
 bob is the same colour in every session; the user's own lines use a colour no one else gets.
 """
@@ -14,6 +16,8 @@ from typing import Any
 
 from rich.console import Console
 from rich.text import Text
+
+from chat_cli.visible import visible
 
 OWN = "bold bright_green"
 EVENT = "dim italic"
@@ -70,18 +74,18 @@ def _room_tag(room_id: str | None, current: str | None) -> Text:
     """`#room ` before lines of rooms other than the current one."""
     if room_id is None or room_id == current:
         return Text()
-    return Text(f"#{room_id} ", style=ROOM)
+    return Text(f"#{visible(str(room_id))} ", style=ROOM)
 
 
 def message(params: dict[str, Any], me: str, current: str | None, *, old: bool = False) -> Text:
     """A chat message; `old` for history (dimmed, so it reads apart from the live stream)."""
-    username = str(params.get("username", "?"))
+    username = visible(str(params.get("username", "?")))
     own = username.lower() == me.lower()
     line = Text(_clock(params.get("timestamp")) + " ", style=INFO)
     line.append_text(_room_tag(params.get("room_id"), current))
     line.append(f"<{username}>", style=OWN if own else name_style(username))
     line.append(" ")
-    line.append(str(params.get("text", "")), style="dim" if old else "")
+    line.append(visible(str(params.get("text", ""))), style="dim" if old else "")
     return line
 
 
@@ -89,29 +93,31 @@ def event(text: str, room_id: str | None = None, current: str | None = None) -> 
     """A join, leave, kick or other happening: dim, so conversation stands out."""
     line = Text("-- ", style=EVENT)
     line.append_text(_room_tag(room_id, current))
-    line.append(text, style=EVENT)
+    line.append(visible(text), style=EVENT)
     return line
 
 
 def user(username: str, me: str) -> Text:
-    return Text(username, style=OWN if username.lower() == me.lower() else name_style(username))
+    return Text(
+        visible(username), style=OWN if username.lower() == me.lower() else name_style(username)
+    )
 
 
 def announcement(params: dict[str, Any]) -> Text:
-    level = str(params.get("level", "info"))
+    level = visible(str(params.get("level", "info")))
     line = Text(f"[{level.upper()}] ", style=LEVELS.get(level, LEVELS["info"]))
-    line.append(str(params.get("message", "")), style=LEVELS.get(level, LEVELS["info"]))
-    line.append(f"  (by {params.get('by', '?')})", style=INFO)
+    line.append(visible(str(params.get("message", ""))), style=LEVELS.get(level, LEVELS["info"]))
+    line.append(visible(f"  (by {params.get('by', '?')})"), style=INFO)
     return line
 
 
 def error(text: str) -> Text:
-    return Text(f"! {text}", style=ERROR)
+    return Text(f"! {visible(text)}", style=ERROR)
 
 
 def hint(text: str) -> Text:
-    return Text(text, style=HINT)
+    return Text(visible(text), style=HINT)
 
 
 def info(text: str) -> Text:
-    return Text(text, style=INFO)
+    return Text(visible(text), style=INFO)

@@ -58,6 +58,12 @@ class RehashPassword(_Command, frozen=True, kw_only=True):
     password_hash: str
 
 
+class DisableAccount(_Command, frozen=True, kw_only=True):
+    """Make an account unusable: no login, its tokens refused (a demo user past its setting)."""
+
+    username: str
+
+
 class CreateRoom(_Command, frozen=True, kw_only=True):
     """Create a room if it does not exist (the configured default rooms)."""
 
@@ -113,6 +119,7 @@ Command = (
     RegisterAccount
     | EnsureAccount
     | RehashPassword
+    | DisableAccount
     | CreateRoom
     | JoinRoom
     | LeaveRoom

@@ -23,13 +23,18 @@ from chat_core.errors import (
     UsernameTaken,
 )
 from chat_core.rules import (
+    DISABLED_HASH,
     LEVELS,
+    MAX_DISPLAY_NAME_LENGTH,
     RESERVED_USERNAMES,
     ROLE_RANK,
     SYSTEM_ACTOR,
     Level,
     Role,
     at_least,
+    check_plain,
+    check_text,
+    is_disabled,
     is_valid_room_name,
     is_valid_username,
     outranks,
@@ -57,6 +62,8 @@ def decide(command: c.Command, state: ChatState) -> list[e.Event]:
             return _ensure_account(command, state)
         case c.RehashPassword():
             return _rehash(command, state)
+        case c.DisableAccount():
+            return _disable_account(command, state)
         case c.CreateRoom():
             _require(_actor(command, state), "admin")
             return _create_room(command, state)
@@ -94,6 +101,8 @@ def authorize(state: ChatState, username: str, at: datetime) -> Account:
     # `state.bans` first: with nobody banned (the usual case) no look-up at all.
     if state.bans and active_ban(state, account.username, at) is not None:
         raise Banned("you are banned")
+    if is_disabled(account.password_hash):
+        raise Unauthenticated("the account is disabled", "invalid_token")
     return account
 
 
@@ -134,12 +143,10 @@ def _target(state: ChatState, actor: Account, username: str, *, peer_check: bool
     return target
 
 
-def _check_text(text: str, max_length: int) -> None:
-    if not text.strip():
-        raise InvalidParams("the text is empty", "empty_message")
-    # len() counts code points, which is what the protocol limits.
-    if len(text) > max_length:
-        raise InvalidParams(f"the text is longer than {max_length} characters", "message_too_long")
+def _check_reason(reason: str | None) -> None:
+    # Reasons are optional and may be blank; they are shown, so no control characters.
+    if reason is not None:
+        check_plain(reason, "reason")
 
 
 def _register(command: c.RegisterAccount, state: ChatState) -> list[e.Event]:
@@ -148,6 +155,8 @@ def _register(command: c.RegisterAccount, state: ChatState) -> list[e.Event]:
         raise InvalidParams("usernames are 3 to 32 of A-Z a-z 0-9 _ . -", "invalid_username")
     if user_key(name) in state.accounts:
         raise UsernameTaken(f"the username {name!r} is taken")
+    if command.display_name is not None:
+        check_text(command.display_name, MAX_DISPLAY_NAME_LENGTH, "display_name")
     return [
         e.AccountRegistered(
             username=name, password_hash=command.password_hash, display_name=command.display_name
@@ -198,6 +207,18 @@ def _rehash(command: c.RehashPassword, state: ChatState) -> list[e.Event]:
     return [e.PasswordChanged(username=existing.username, password_hash=command.password_hash)]
 
 
+def _disable_account(command: c.DisableAccount, state: ChatState) -> list[e.Event]:
+    if command.actor != SYSTEM_ACTOR:
+        raise Forbidden("only the server disables accounts", "insufficient_role")
+    account = state.accounts.get(user_key(command.username))
+    if account is None:
+        raise NotFound(f"no user {command.username!r}", "user_not_found")
+    if is_disabled(account.password_hash):
+        return []
+    # An existing event does it: replay, resume and every check read the hash already.
+    return [e.PasswordChanged(username=account.username, password_hash=DISABLED_HASH)]
+
+
 def _create_room(command: c.CreateRoom | c.JoinRoom, state: ChatState) -> list[e.Event]:
     name = command.room_name
     if not is_valid_room_name(name, command.limits.max_room_name_length):
@@ -244,7 +265,7 @@ def _send(command: c.SendMessage, state: ChatState) -> list[e.Event]:
         # An idempotent retry: the first result stands and nothing is appended again.
         return []
     room = member_room(state, actor.username, command.room_id)
-    _check_text(command.text, command.limits.max_message_length)
+    check_text(command.text, command.limits.max_message_length, "text")
     return [
         e.MessageSent(
             message_id=state.last_message_id + 1,
@@ -267,6 +288,7 @@ def _kick(command: c.KickUser, state: ChatState) -> list[e.Event]:
     actor = _actor(command, state)
     _require(actor, "moderator")
     target = _target(state, actor, command.target, peer_check=True)
+    _check_reason(command.reason)
     if command.room_id is None:
         rooms = rooms_of(state, target.username)
     else:
@@ -288,6 +310,7 @@ def _ban(command: c.BanUser, state: ChatState) -> list[e.Event]:
     actor = _actor(command, state)
     _require(actor, "moderator")
     target = _target(state, actor, command.target, peer_check=True)
+    _check_reason(command.reason)
     if command.duration_seconds is not None and command.duration_seconds < 1:
         raise InvalidParams("duration_seconds must be at least 1", "invalid_params")
     until = (
@@ -335,7 +358,7 @@ def _announce(command: c.BroadcastAnnouncement, state: ChatState) -> list[e.Even
     _require(actor, "admin")
     if command.level not in LEVELS:
         raise InvalidParams("level is one of info, warning, error", "invalid_level")
-    _check_text(command.message, command.limits.max_message_length)
+    check_text(command.message, command.limits.max_message_length, "message")
     level: Level = command.level  # type: ignore[assignment]
     return [e.AnnouncementBroadcast(message=command.message, level=level, by=actor.username)]
 

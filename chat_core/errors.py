@@ -3,7 +3,8 @@
     ChatError
     ├── Rejected                      a command refused by the rules (decide raises these)
     │   ├── InvalidParams             -32602  invalid_params, message_too_long, empty_message,
-    │   │                                     invalid_room_name, invalid_level, invalid_username
+    │   │                                     invalid_text, invalid_room_name, invalid_level,
+    │   │                                     invalid_username
     │   ├── Forbidden                 -32002  insufficient_role, cannot_moderate_peer,
     │   │                                     cannot_target_self
     │   ├── NotFound                  -32003  room_not_found, user_not_found

@@ -28,7 +28,15 @@ from chat_core.errors import (
     UsernameTaken,
 )
 from chat_core.passwords import MAX_PASSWORD_LENGTH, hash_cost, validate_password
-from chat_core.rules import RESERVED_USERNAMES, SYSTEM_ACTOR, is_valid_username, user_key
+from chat_core.rules import (
+    MAX_DISPLAY_NAME_LENGTH,
+    RESERVED_USERNAMES,
+    SYSTEM_ACTOR,
+    check_text,
+    is_disabled,
+    is_valid_username,
+    user_key,
+)
 from chat_core.state import active_ban
 from chat_core.tokens import issue_token
 from chat_web.runtime import Runtime
@@ -111,6 +119,18 @@ def _errors(*statuses: int) -> dict[int, ResponseSpec]:
     }
 
 
+def _check_display_name(display_name: str) -> None:
+    """The decider's rule, answered as a bad body (docs/protocol.md section 1), before the hash."""
+    try:
+        check_text(display_name, MAX_DISPLAY_NAME_LENGTH, "display_name")
+    except InvalidParams as exc:
+        raise InvalidParams(
+            f"{exc.message}; a display_name is 1 to {MAX_DISPLAY_NAME_LENGTH} characters,"
+            " not blank, without control characters",
+            "invalid_body",
+        ) from exc
+
+
 @post(
     "/auth/register",
     status_code=201,
@@ -124,6 +144,8 @@ async def register(request: Request[Any, Any, Any], data: RegisterBody) -> Regis
     if not is_valid_username(data.username) or user_key(data.username) in RESERVED_USERNAMES:
         raise InvalidParams("usernames are 3 to 32 of A-Z a-z 0-9 _ . -", "invalid_username")
     validate_password(data.password)
+    if data.display_name is not None:
+        _check_display_name(data.display_name)
     if rt.registrations is not None:
         _check_rate(rt.registrations.retry_after(address))
     # A cheap early answer for a taken name, before spending a bcrypt hash on it; the decider
@@ -173,8 +195,9 @@ async def login(request: Request[Any, Any, Any], data: LoginBody) -> LoggedIn:
         # concurrently would otherwise all pass the limit while their hashes are queued.
         rt.login_failures.hit(attempt_key)
     account = rt.processor.state.accounts.get(user_key(data.username))
-    if account is None:
-        # Same work as a real check, so an unknown user cannot be told apart by timing.
+    if account is None or is_disabled(account.password_hash):
+        # Same work as a real check, so an unknown or disabled user cannot be told apart by
+        # timing.
         ok = await rt.dummy_verify(data.password)
     else:
         ok = await rt.check_password(data.password, account.password_hash)

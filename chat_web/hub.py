@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 from chat_core import events as e
 from chat_core.processor import Delivery
-from chat_core.rules import user_key
+from chat_core.rules import is_disabled, user_key
 from chat_core.state import ChatState, current_room_of, initial_state
 from chat_web.connection import Connection
 from chat_web.notifications import counts_after, frame_of
@@ -29,6 +29,8 @@ BANNED: int = 4403
 # it is no presence change at all, so connect/close loops cost the users who share a room with
 # the looping one at most one `presence_changed` each way a second, not two a loop.
 PRESENCE_LINGER: float = 1.0
+
+UNAUTHORIZED: int = 4401
 
 
 class Hub:
@@ -151,6 +153,10 @@ class Hub:
                 self.typing.stop_user(user_key(event.username))
             case e.UserBanned():
                 to_close[user_key(event.username)] = BANNED
+                self.typing.stop_user(user_key(event.username))
+            case e.PasswordChanged() if is_disabled(event.password_hash):
+                # Its tokens are refused from now on; an open session ends as a revoked one.
+                to_close[user_key(event.username)] = UNAUTHORIZED
                 self.typing.stop_user(user_key(event.username))
             case _:
                 pass

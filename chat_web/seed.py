@@ -1,4 +1,4 @@
-"""Start-up seeding through the processor: demo users, `admin.users`, default rooms.
+"""Start-up seeding through the processor: demo users, `admin.users`, default rooms (first start).
 
 Every change is a journaled command of the `system` actor, so replay sees exactly what the
 server did. A configured password is hashed only when it no longer verifies against the stored
@@ -11,9 +11,9 @@ import asyncio
 import logging
 from datetime import UTC, datetime
 
-from chat_core.commands import CreateRoom, EnsureAccount
+from chat_core.commands import CreateRoom, DisableAccount, EnsureAccount
 from chat_core.passwords import hash_password, verify_password
-from chat_core.rules import SYSTEM_ACTOR, Role, user_key
+from chat_core.rules import SYSTEM_ACTOR, Role, is_disabled, user_key
 from chat_core.settings import DEMO_USERS, Settings
 from chat_web.runtime import Runtime
 
@@ -39,6 +39,25 @@ async def _ensure(rt: Runtime, username: str, password: str, role: Role) -> None
     await rt.processor.submit(command)
 
 
+async def _retire_demo(rt: Runtime, username: str, password: str) -> None:
+    """Disable a demo account that still has its demo password (the setting is off).
+
+    One bcrypt check per demo account and start-up, off the event loop; once disabled, none:
+    the refusal is journaled, so logins and tokens need no hash check of their own.
+    """
+    account = rt.processor.state.accounts.get(user_key(username))
+    if account is None or is_disabled(account.password_hash):
+        return
+    if not await asyncio.to_thread(verify_password, password, account.password_hash):
+        return  # its owner changed the password: no longer a demo account
+    command = DisableAccount(actor=SYSTEM_ACTOR, at=datetime.now(UTC), username=account.username)
+    await rt.processor.submit(command)
+    log.warning(
+        "demo user %s still had its demo password and admin.seed_demo_users is off: disabled",
+        account.username,
+    )
+
+
 def _configured_accounts(settings: Settings) -> list[tuple[str, str, Role]]:
     accounts: dict[str, tuple[str, str, Role]] = {}
     if settings.admin.seed_demo_users:
@@ -51,15 +70,28 @@ def _configured_accounts(settings: Settings) -> list[tuple[str, str, Role]]:
 
 
 async def seed(rt: Runtime) -> None:
-    """Create or update the configured accounts, then the default rooms."""
+    """Create or update the configured accounts; on the first start, the default rooms."""
     settings = rt.settings
-    await asyncio.gather(*(_ensure(rt, *account) for account in _configured_accounts(settings)))
+    # The first start is the one that found the journal empty: default rooms are made then
+    # only, so a room an admin deleted stays deleted across restarts.
+    first_start = rt.processor.state.seq == 0
+    configured = _configured_accounts(settings)
+    await asyncio.gather(*(_ensure(rt, *account) for account in configured))
+    if not settings.admin.seed_demo_users:
+        kept = {user_key(name) for name, _, _ in configured}
+        await asyncio.gather(
+            *(
+                _retire_demo(rt, name, password)
+                for name, password, _ in DEMO_USERS
+                if user_key(name) not in kept
+            )
+        )
     if settings.admin.seed_demo_users:
         log.warning(
             "demo users exist (admin/admin123, moderator/mod123, alice/alice123, bob/bob123);"
             " set admin.seed_demo_users = false outside a demo"
         )
-    for room_name in settings.chat.default_rooms:
+    for room_name in settings.chat.default_rooms if first_start else ():
         command = CreateRoom(
             actor=SYSTEM_ACTOR, at=datetime.now(UTC), limits=rt.limits, room_name=room_name
         )

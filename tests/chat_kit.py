@@ -5,8 +5,10 @@ Importable from every test directory (pytest puts `tests/` on sys.path for its c
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from hypothesis import strategies as st
@@ -137,7 +139,7 @@ COMMANDS: st.SearchStrategy[c.Command] = st.one_of(
         c.SendMessage,
         actor=_actors,
         room_id=_rooms,
-        text=st.sampled_from(("hi", "hello 👋", " ", "x" * 21)),
+        text=st.sampled_from(("hi", "hello 👋", " ", "x" * 21, "\u200b\u2060", "a\x1b[2K")),
         client_msg_id=st.sampled_from((None, None, "c1", "c2")),
     ),
     _cmd(
@@ -151,7 +153,7 @@ COMMANDS: st.SearchStrategy[c.Command] = st.one_of(
         actor=_staff,
         target=_targets,
         room_id=st.sampled_from((None, *ROOM_IDS)),
-        reason=st.sampled_from((None, "spam")),
+        reason=st.sampled_from((None, "spam", "\x07")),
     ),
     _cmd(
         c.BanUser,
@@ -169,7 +171,7 @@ COMMANDS: st.SearchStrategy[c.Command] = st.one_of(
     _cmd(
         c.BroadcastAnnouncement,
         actor=_staff,
-        message=st.sampled_from(("maintenance", "")),
+        message=st.sampled_from(("maintenance", "", "\ufeff", "up\x9b")),
         level=st.sampled_from(("info", "error", "loud")),
     ),
     _cmd(c.DeleteRoom, actor=_staff, room_id=_rooms),
@@ -178,6 +180,7 @@ COMMANDS: st.SearchStrategy[c.Command] = st.one_of(
         actor=st.sampled_from(NEWCOMERS),
         username=st.sampled_from((*NEWCOMERS, "system", "a")),
         password_hash=st.just(HASH),
+        display_name=st.sampled_from((None, "Dave 🦊", "\u200d", "<admin>\x1b")),
     ),
     _cmd(
         c.EnsureAccount,
@@ -194,6 +197,11 @@ COMMANDS: st.SearchStrategy[c.Command] = st.one_of(
         password_hash=st.sampled_from((HASH, "rehashed")),
     ),
     _cmd(c.CreateRoom, actor=st.sampled_from(("system", "admin", "bob")), room_name=_rooms),
+    _cmd(
+        c.DisableAccount,
+        actor=st.sampled_from(("system", "admin")),
+        username=st.sampled_from(("bob", "erin", "nobody")),
+    ),
 )
 """Commands from a small cast of users and rooms, so that they often collide."""
 
@@ -298,3 +306,47 @@ class LiveCore:
             self._shut()
         finally:
             self.loop.close()
+
+
+# --- old journals --------------------------------------------------------------------------
+
+# Text the server refuses now (the text rule is checked at decide time), but an old journal
+# may hold: it erases the line and forges an admin's, and writes the clipboard (OSC 52).
+FORGED = "\x1b[2K\r<admin> forged"
+CLIPBOARD = "\x1b]52;c;aGVsbG8=\x07"
+# How `chat-cli` shows them (chat_cli/visible.py).
+FORGED_SHOWN = "\\x1b[2K\\x0d<admin> forged"
+CLIPBOARD_SHOWN = "\\x1b]52;c;aGVsbG8=\\x07"
+
+
+def plant_old_messages(db_path: Path, room_name: str, *texts: str) -> None:
+    """Write a journal as an older server might have: mallory's messages of `texts` in a room.
+
+    Appended through the real `Journal` API, past the decider, before any server opens it.
+    """
+    from chat_core.journal import Journal
+
+    room_id = room_name.lower()
+    events: list[e.Event] = [
+        e.AccountRegistered(username="mallory", password_hash=HASH),
+        e.RoomCreated(room_id=room_id, room_name=room_name, created_by="mallory"),
+        e.UserJoined(room_id=room_id, username="mallory"),
+        *(
+            e.MessageSent(message_id=n, room_id=room_id, username="mallory", text=text)
+            for n, text in enumerate(texts, start=1)
+        ),
+    ]
+
+    async def write() -> None:
+        journal = await Journal.open(f"sqlite+aiosqlite:///{db_path.as_posix()}", migrate=True)
+        try:
+            head = await journal.head()
+            records = [
+                e.Recorded(seq=head + n, at=at(n), actor="mallory", event=event)
+                for n, event in enumerate(events, start=1)
+            ]
+            await journal.append(head, records)
+        finally:
+            await journal.close()
+
+    asyncio.run(write())

@@ -21,6 +21,8 @@ from pathlib import Path
 import pexpect
 import pytest
 
+from chat_kit import CLIPBOARD, CLIPBOARD_SHOWN, FORGED, FORGED_SHOWN, plant_old_messages
+
 BIN = Path(sys.executable).parent
 CHAT_CLI = str(BIN / "chat-cli")
 CHAT_WEB = str(BIN / "chat-web")
@@ -428,3 +430,32 @@ def test_typing_is_announced_to_the_room(server: Server, tmp_path: Path) -> None
     for child in (alice, bob):
         child.sendline("/quit")
         assert wait_exit(child) == 0
+
+
+def test_control_characters_of_an_old_message_reach_the_screen_escaped(tmp_path: Path) -> None:
+    """A journal from before the text rule holds mallory's ESC sequences (a forged `<admin>`
+    line, an OSC 52 clipboard write): alice's chat shows them as visible text, never raw."""
+    data = tmp_path / "data"
+    data.mkdir()
+    plant_old_messages(data / "chat.db", "lobby", FORGED, CLIPBOARD, "line one\n<admin> two")
+    server = Server(data)
+    try:
+        env = client_env(server, tmp_path / "alice")
+        login(env, "alice", "alice123")
+        alice, transcript = chat_in_room(env, "lobby")  # the join shows the recent history
+        alice.expect(re.escape(f"<mallory> {CLIPBOARD_SHOWN}"))
+        alice.sendline("/history 5")
+        alice.expect("last 3 messages of #lobby")
+        alice.expect(r"<mallory> line one\r?\n    <admin> two")
+        alice.sendline("/quit")
+        assert wait_exit(alice) == 0
+        screen = transcript.getvalue()
+        assert f"<mallory> {FORGED_SHOWN}" in screen, screen
+        assert "\x1b[2K\r<admin>" not in screen and "\x1b]52" not in screen, screen
+        assert "\x07" not in screen, screen
+        mallory = [line for line in screen.splitlines() if "mallory>" in line]
+        assert len(mallory) == 6, screen
+        # The prompt writes escape sequences of its own; mallory's lines hold none.
+        assert not any("\x1b" in line or "\x07" in line for line in mallory), mallory
+    finally:
+        server.stop()

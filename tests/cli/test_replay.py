@@ -24,6 +24,7 @@ from chat_core import events as e
 from chat_core.journal import Journal
 from chat_core.processor import CommandProcessor
 from chat_core.state import ChatState, active_ban, initial_state, member_names
+from chat_kit import CLIPBOARD, CLIPBOARD_SHOWN, FORGED, FORGED_SHOWN, plant_old_messages
 
 CLI = [sys.executable, "-m", "chat_cli"]
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
@@ -381,3 +382,25 @@ def test_a_long_replay_shows_a_progress_bar_on_a_terminal_only(tmp_path: Path) -
     assert piped.returncode == 0, piped.stderr
     assert "replaying" not in piped.stdout + piped.stderr
     assert "general" in piped.stdout
+
+
+def test_control_characters_of_old_messages_are_printed_escaped(tmp_path: Path) -> None:
+    """A journal from before the text rule: replay neither fails on mallory's ESC sequences
+    nor writes them raw; JSON keeps the exact text (escaped as JSON does)."""
+    data_dir = tmp_path / "old"
+    data_dir.mkdir()
+    plant_old_messages(data_dir / "chat.db", "lobby", FORGED, CLIPBOARD, "x\x7f\x9b\ty")
+    done = chat_cli("replay", "--data-dir", str(data_dir), "--room", "lobby", "--format", "text")
+    assert done.returncode == 0, done.stderr
+    assert f"<mallory> {FORGED_SHOWN}" in done.stdout, done.stdout
+    assert f"<mallory> {CLIPBOARD_SHOWN}" in done.stdout, done.stdout
+    assert "<mallory> x\\x7f\\x9b    y" in done.stdout, done.stdout
+    assert not any(
+        (0 <= ord(ch) < 0x20 and ch != "\n") or 0x7F <= ord(ch) <= 0x9F for ch in done.stdout
+    ), done.stdout
+    doc = replay_json(data_dir, "--room", "lobby")
+    texts = [entry["event"]["text"] for entry in doc["events"] if "text" in entry["event"]]
+    assert texts == [FORGED, CLIPBOARD, "x\x7f\x9b\ty"]
+    raw = chat_cli("replay", "--data-dir", str(data_dir), "--room", "lobby", "--format", "json")
+    assert not any(0x7F <= ord(ch) <= 0x9F for ch in raw.stdout), raw.stdout
+    assert chat_cli("replay", "--data-dir", str(data_dir), "--verify").returncode == 0

@@ -38,6 +38,26 @@ async def test_register_accepts_a_display_name_and_ignores_unknown_fields(chat: 
     assert response.json()["username"] == name
 
 
+@pytest.mark.parametrize(
+    ("display_name", "why"),
+    [
+        ("<admin>\x1b[2K forged", "control character"),
+        ("\u200b\u200d", "empty"),
+        ("d" * 65, "longer than 64"),
+        ("", "empty"),
+    ],
+)
+async def test_register_refuses_a_bad_display_name_with_400_invalid_body(
+    chat: Harness, display_name: str, why: str
+) -> None:
+    name = unique("dn")
+    response = await chat.register(name, PASSWORD, display_name=display_name)
+    body = assert_error(response, 400, "invalid_body")
+    assert "display_name" in body["error"] and why in body["error"], body
+    # Nothing was created: the name is still free.
+    assert (await chat.register(name, PASSWORD, display_name="D" * 64)).status_code == 201
+
+
 @pytest.mark.parametrize("spelling", [str.upper, str.lower, str.swapcase, str])
 async def test_register_refuses_a_taken_name_in_any_case_with_409(
     chat: Harness, spelling: Any

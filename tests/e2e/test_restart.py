@@ -159,3 +159,50 @@ async def test_every_acknowledged_message_survives_a_shutdown_in_flight(
             before = page["messages"][0]["seq"]
         missing = {r["message_id"] for r in acked} - stored
         assert not missing, f"acknowledged but lost: {sorted(missing)}"
+
+
+async def test_a_deleted_default_room_stays_deleted_across_restarts(start_server: Any) -> None:
+    server = start_server()
+    async with server.harness() as chat:
+        admin = await chat.admin_client()
+        rooms = [r["room_id"] for r in (await admin.call("list_rooms"))["rooms"]]
+        assert "general" in rooms  # made on the first start
+        await admin.call("delete_room", room_id="general")
+        head = await chat.journal_seq()
+    assert server.restart() == 0
+    async with server.harness() as chat:
+        # No new room_created (nor anything else): the restart appended nothing to the journal.
+        assert await chat.journal_seq() == head
+        admin = await chat.admin_client()
+        rooms = [r["room_id"] for r in (await admin.call("list_rooms"))["rooms"]]
+        assert "general" not in rooms, rooms
+
+
+async def test_demo_accounts_do_not_outlive_their_setting(start_server: Any) -> None:
+    server = start_server()
+    async with server.harness() as chat:
+        alice_token = await chat.login("alice", "alice123")
+        bob_token = await chat.login("bob", "bob123")
+        assert (await handshake_outcome(server.ws_url, alice_token))[0] == "frame"
+    server.extra_env["CHAT__ADMIN__SEED_DEMO_USERS"] = "false"
+    assert server.restart() == 0
+    async with server.harness() as chat:
+        for name, password in (("alice", "alice123"), ("admin", "admin123")):
+            response = await chat.login_response(name, password)
+            assert response.status_code == 401, response.text
+            assert response.json()["reason"] == "invalid_credentials"
+        # Tokens issued before the restart are refused at the handshake.
+        for token in (alice_token, bob_token):
+            assert await handshake_outcome(server.ws_url, token) == ("http", 401)
+        head = await chat.journal_seq()
+    # Disabled once, for good: the next start has nothing to record.
+    assert server.restart() == 0
+    async with server.harness() as chat:
+        assert await chat.journal_seq() == head
+        assert (await chat.login_response("alice", "alice123")).status_code == 401
+    # The setting back on: the demo users log in again.
+    server.extra_env["CHAT__ADMIN__SEED_DEMO_USERS"] = "true"
+    assert server.restart() == 0
+    async with server.harness() as chat:
+        token = await chat.login("alice", "alice123")
+        assert (await handshake_outcome(server.ws_url, token))[0] == "frame"

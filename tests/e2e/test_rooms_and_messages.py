@@ -342,6 +342,27 @@ async def test_empty_or_blank_messages_are_refused(chat: Harness, text: str) -> 
     assert (error.code, error.reason) == (-32602, "empty_message")
 
 
+@pytest.mark.parametrize("text", ["\x1b[2K\r<admin> forged", "\x1b]52;c;aGVsbG8=\x07", "x\x9b"])
+async def test_messages_with_control_characters_are_refused_as_invalid_text(
+    chat: Harness, text: str
+) -> None:
+    _, client = await chat.user_client("ctl")
+    room = unique("ctl")
+    await client.call("join_room", room_name=room)
+    error = await client.error_of("send_message", room_id=room.lower(), text=text)
+    assert (error.code, error.reason, error.data["field"]) == (-32602, "invalid_text", "text")
+    ok = await client.call("send_message", room_id=room.lower(), text="line\n\tindented 👍")
+    assert ok["duplicate"] is False
+
+
+async def test_a_message_of_zero_width_characters_is_empty(chat: Harness) -> None:
+    _, client = await chat.user_client("zw")
+    room = unique("zw")
+    await client.call("join_room", room_name=room)
+    error = await client.error_of("send_message", room_id=room.lower(), text="\u200b\ufeff")
+    assert (error.code, error.reason, error.data["field"]) == (-32602, "empty_message", "text")
+
+
 async def test_message_ids_and_seqs_grow(chat: Harness) -> None:
     _, client = await chat.user_client("grow")
     room = unique("grow")

@@ -6,7 +6,10 @@ import pytest
 
 from chat_core import commands as c
 from chat_core import events as e
-from chat_core.decider import decide
+from chat_core.decider import authorize, decide
+from chat_core.errors import Unauthenticated
+from chat_core.passwords import verify_password
+from chat_core.rules import DISABLED_HASH
 from chat_core.state import initial_state
 from chat_kit import HASH, T0, account, given, rejected, then, world
 
@@ -132,3 +135,65 @@ def test_only_the_server_rehashes():
     rejected(
         rehash("bob", HASH, "x", actor="bob"), given(account("bob")), -32002, "insufficient_role"
     )
+
+
+def named(display_name: str) -> c.RegisterAccount:
+    return c.RegisterAccount(
+        actor="zoe", at=T0, username="zoe", password_hash=HASH, display_name=display_name
+    )
+
+
+@pytest.mark.parametrize("display_name", ["Z", "Zoë 🦊 the\tfox", "z" * 64])
+def test_a_display_name_of_1_to_64_shown_characters_is_recorded(display_name):
+    new_events, after = then(named(display_name), initial_state())
+    assert new_events[0] == e.AccountRegistered(
+        username="zoe", password_hash=HASH, display_name=display_name
+    )
+    assert after.accounts["zoe"].display_name == display_name
+
+
+@pytest.mark.parametrize(
+    ("display_name", "reason"),
+    [
+        ("", "empty_message"),
+        ("\u200b\u2060", "empty_message"),
+        ("z" * 65, "message_too_long"),
+        ("<admin>\x1b[2K", "invalid_text"),
+        ("zoe\x85", "invalid_text"),
+    ],
+)
+def test_a_bad_display_name_is_refused_with_its_field(display_name, reason):
+    error = rejected(named(display_name), initial_state(), -32602, reason)
+    assert error.data == {"field": "display_name"}  # type: ignore[attr-defined]
+
+
+def disable(username: str, actor: str = "system") -> c.DisableAccount:
+    return c.DisableAccount(actor=actor, at=T0, username=username)
+
+
+def test_disabling_an_account_records_an_unusable_password_hash():
+    new_events, after = then(disable("BOB"), world())
+    assert new_events == [e.PasswordChanged(username="bob", password_hash=DISABLED_HASH)]
+    assert not verify_password("bob123", after.accounts["bob"].password_hash)
+    # Once disabled, again is nothing to record.
+    assert decide(disable("bob"), after) == []
+
+
+def test_a_disabled_account_is_refused_on_every_command_like_a_revoked_token():
+    _, after = then(disable("bob"), world())
+    join = c.JoinRoom(actor="bob", at=T0, room_name="general")
+    rejected(join, after, -32001, "invalid_token")
+    with pytest.raises(Unauthenticated):
+        authorize(after, "bob", T0)
+
+
+def test_only_the_server_disables_an_existing_account():
+    rejected(disable("bob", actor="admin"), world(), -32002, "insufficient_role")
+    rejected(disable("nobody"), world(), -32003, "user_not_found")
+
+
+def test_configuring_the_account_again_gives_it_a_usable_hash():
+    _, after = then(disable("bob"), world())
+    new_events, again = then(ensure("bob", password_hash=HASH), after)
+    assert new_events == [e.PasswordChanged(username="bob", password_hash=HASH)]
+    assert authorize(again, "bob", T0).username == "bob"

@@ -105,3 +105,18 @@ def test_a_banned_user_may_join_again_once_the_ban_expired():
     _, state = then(ban, world())
     join = c.JoinRoom(actor="bob", at=T0 + timedelta(seconds=60), room_name="general")
     assert decide(join, state) == [e.UserJoined(room_id="general", username="bob")]
+
+
+@pytest.mark.parametrize("text", ["a\x1bb", "\x00", "x\x7f", "\x9b31m"])
+def test_messages_with_control_characters_are_refused(text):
+    error = rejected(send("bob", text), world(), -32602, "invalid_text")
+    assert error.data == {"field": "text"}  # type: ignore[attr-defined]
+
+
+def test_a_message_of_zero_width_characters_is_empty():
+    rejected(send("bob", "\u200b\u200d\ufeff"), world(), -32602, "empty_message")
+
+
+def test_an_announcement_with_a_control_character_is_refused():
+    error = rejected(announce("admin", "up\x1b[2J"), world(), -32602, "invalid_text")
+    assert error.data == {"field": "message"}  # type: ignore[attr-defined]

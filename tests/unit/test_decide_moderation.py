@@ -235,3 +235,14 @@ def test_setting_the_role_of_an_unknown_user_is_refused():
 def test_a_demoted_moderator_loses_moderation_rights_at_once():
     _, state = then(set_role("admin", "mod", "user"), world())
     rejected(kick("mod", "bob"), state, -32002, "insufficient_role")
+
+
+def test_kick_and_ban_reasons_with_control_characters_are_refused():
+    for command in (kick("mod", "bob", reason="bye\x1b[2K"), ban("mod", "bob", reason="\x07")):
+        error = rejected(command, world(), -32602, "invalid_text")
+        assert error.data == {"field": "reason"}  # type: ignore[attr-defined]
+
+
+def test_a_reason_may_be_blank_or_hold_newlines():
+    assert decide(kick("mod", "bob", reason=""), world())
+    assert decide(ban("mod", "bob", reason="spam\n\tagain"), world())
