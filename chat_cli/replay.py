@@ -10,6 +10,8 @@ even while the server appends.
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -19,19 +21,20 @@ import msgspec
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
 from rich.progress import Progress as RichProgress
+from sqlalchemy.exc import DBAPIError
 
-from chat_cli.visible import visible, visible_json, visible_lines
+from chat_cli.verify import verification_text, verify
+from chat_cli.visible import visible_json, visible_lines
 from chat_core import codec
 from chat_core import events as e
-from chat_core.errors import ChatError, UnsupportedJournal
-from chat_core.evolve import evolve
+from chat_core.errors import ChatError, DamagedJournal, UnsupportedJournal
 from chat_core.journal import Journal
 from chat_core.paths import sqlite_file
 from chat_core.replay import replay
 from chat_core.rules import room_key
 from chat_core.settings import database_url
 from chat_core.settings_sources import load_settings
-from chat_core.state import ChatState, active_ban, initial_state, member_names
+from chat_core.state import ChatState, active_ban, member_names
 
 # Journals shorter than this replay in well under a second: a progress bar would only flicker.
 PROGRESS_THRESHOLD = 50_000
@@ -96,16 +99,6 @@ class Timeline(msgspec.Struct, frozen=True, kw_only=True):
     room_id: str
     room_name: str
     events: list[TimelineEntry]
-
-
-class Verification(msgspec.Struct, frozen=True, kw_only=True):
-    """The outcome of `--verify`: `bad_seq` and `reason` are set on the first failure."""
-
-    ok: bool
-    events: int  # rows verified (before the bad one, on failure)
-    last_seq: int | None
-    bad_seq: int | None = None
-    reason: str | None = None
 
 
 def journal_url(
@@ -263,50 +256,6 @@ async def timeline(journal: Journal, room: str, until: int | None) -> Timeline:
     return Timeline(room_id=room_id, room_name=room_name or room_id, events=entries)
 
 
-async def verify(journal: Journal, until: int | None, progress: Progress | None) -> Verification:
-    """Check every row: it decodes, seqs run 1, 2, 3... without gap or repeat, and it folds.
-
-    Stops at the first bad row: after it, the projection would be built on a lie anyway.
-    """
-    state = initial_state(1)
-    expected = 1
-    count = 0
-    async for rows in journal.read_rows(0, until):
-        for row in rows:
-            seq = row[0]
-            if seq != expected:
-                why = (
-                    f"duplicate or out-of-order seq (expected {expected})"
-                    if seq < expected
-                    else f"gap: seqs {expected}..{seq - 1} are missing"
-                )
-                return Verification(
-                    ok=False, events=count, last_seq=expected - 1 or None, bad_seq=seq, reason=why
-                )
-            try:
-                recorded = codec.decode_row(*row)
-            except ChatError as exc:
-                reason = getattr(exc, "message", str(exc))
-                return _failed(count, seq, reason)
-            except Exception as exc:  # a malformed column (time, version) rather than payload
-                return _failed(count, seq, f"row cannot be decoded: {exc}")
-            try:
-                state = evolve(state, recorded)
-            except Exception as exc:  # evolve is total: any exception here is a real bug
-                return _failed(count, seq, f"fold failed: {type(exc).__name__}: {exc}")
-            expected += 1
-            count += 1
-        if progress is not None:
-            progress(count)
-    return Verification(ok=True, events=count, last_seq=state.seq or None)
-
-
-def _failed(count: int, seq: int, reason: str) -> Verification:
-    return Verification(
-        ok=False, events=count, last_seq=seq - 1 or None, bad_seq=seq, reason=reason
-    )
-
-
 def to_json(value: msgspec.Struct) -> str:
     """One indented JSON document."""
     return visible_json(msgspec.json.format(msgspec.json.encode(value), indent=2).decode())
@@ -406,31 +355,45 @@ async def run(
     """Carry out `chat-cli replay`; the exit code (0, or 1 when --verify finds a bad row)."""
     journal = await open_journal(url)
     try:
-        if room is not None:
-            line = await timeline(journal, room, until)
-            echo(to_json(line) if as_json else visible_lines(timeline_text(line)))
-            return 0
-        total = await journal.head() if until is None else min(until, await journal.head())
-        with _progress_bar(total if show_progress else 0) as progress:
-            if check:
-                result = await verify(journal, until, progress)
-                if as_json:
-                    echo(to_json(result))
-                elif result.ok:
-                    echo(f"ok: {result.events} events verified")
-                else:
-                    echo(
-                        visible(
-                            f"failed: seq {result.bad_seq}: {result.reason}"
-                            f" ({result.events} events verified before it)"
-                        )
-                    )
-                return 0 if result.ok else 1
-            summary = await summarize(journal, until, progress)
-        echo(to_json(summary) if as_json else visible_lines(summary_text(summary)))
-        return 0
+        return await _run(journal, until, room, as_json, check, echo, show_progress)
+    except (sqlite3.Error, DBAPIError) as exc:
+        # The file fails under a read: one line naming it, never a traceback.
+        cause = str(exc.orig) if isinstance(exc, DBAPIError) and exc.orig is not None else str(exc)
+        path = sqlite_file(url)
+        if path is None:
+            raise UnsupportedJournal(f"{_display_url(url)} cannot be read: {cause}") from exc
+        raise DamagedJournal.at(path.absolute(), cause) from exc
     finally:
         await journal.close()
+
+
+async def _run(
+    journal: Journal,
+    until: int | None,
+    room: str | None,
+    as_json: bool,
+    check: bool,
+    echo: Callable[[str], None],
+    show_progress: bool,
+) -> int:
+    if room is not None:
+        line = await timeline(journal, room, until)
+        echo(to_json(line) if as_json else visible_lines(timeline_text(line)))
+        return 0
+    total = 0
+    if show_progress:
+        # --verify reports a damaged file itself: the bar is not worth failing for.
+        with contextlib.suppress(sqlite3.Error, DBAPIError):
+            head = await journal.head()
+            total = head if until is None else min(until, head)
+    with _progress_bar(total) as progress:
+        if check:
+            result = await verify(journal, until, progress)
+            echo(to_json(result) if as_json else visible_lines(verification_text(result)))
+            return 0 if result.ok else 1
+        summary = await summarize(journal, until, progress)
+    echo(to_json(summary) if as_json else visible_lines(summary_text(summary)))
+    return 0
 
 
 class _progress_bar:

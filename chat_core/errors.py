@@ -18,13 +18,16 @@
     └── JournalError                  the journal could not be opened, read or written
         ├── JournalConflict           another writer appended past our head
         ├── CorruptJournal            a row that cannot be decoded (carries its seq)
-        └── UnsupportedJournal        a newer schema, a foreign or locked database file
+        ├── DamagedJournal            the file fails SQLite's check, or rows are missing
+        ├── UnsupportedJournal        a newer schema, a foreign or locked database file
+        └── StorageError              the data directory or journal cannot be created or written
 
 The JSON-RPC wire codes of docs/protocol.md section 3 are the `code` attributes; a test pins them.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar
 
 
@@ -119,8 +122,29 @@ class CorruptJournal(JournalError):
         self.seq = seq
 
 
+class DamagedJournal(JournalError):
+    """The journal file is damaged (SQLite's check fails, or rows replay did not see): it is
+    never served."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "damaged_journal")
+
+    @classmethod
+    def at(cls, path: Path, what: str) -> DamagedJournal:
+        """The one line that stops start-up: the file, what is wrong, what to do."""
+        source = f"--data-dir {path.parent}" if path.name == "chat.db" else f"--database {path}"
+        return cls(
+            f"journal {path} is damaged ({what}): restore it from a backup, or run"
+            f" `chat-cli replay --verify {source}` to see what is readable"
+        )
+
+
 class UnsupportedJournal(JournalError):
     """The database is not a journal this version can use (newer schema, foreign, locked)."""
+
+
+class StorageError(JournalError):
+    """The data directory or the journal file cannot be created or written (the OS says why)."""
 
 
 # JSON-RPC codes of docs/protocol.md section 3 that are not tied to a domain rejection.

@@ -11,8 +11,8 @@ import sqlite3
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from chat_core.errors import UnsupportedJournal
-from chat_core.paths import ensure_sqlite_dir, sqlite_file
+from chat_core.errors import DamagedJournal, UnsupportedJournal
+from chat_core.paths import ensure_sqlite_file, sqlite_file
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -55,7 +55,8 @@ def upgrade(url: str) -> None:
         return  # already there: alembic would only connect and find nothing to do
     from alembic import command
 
-    ensure_sqlite_dir(url)
+    # Created 0600 here, not by SQLite (which would make it world-readable).
+    ensure_sqlite_file(url)
     command.upgrade(alembic_config(url), "head")
 
 
@@ -83,7 +84,13 @@ def preflight(url: str) -> str | None:
         finally:
             connection.close()
     except sqlite3.Error as exc:
-        raise UnsupportedJournal(f"{path} is not a readable SQLite database: {exc}") from exc
+        if isinstance(exc, sqlite3.DatabaseError) and "malformed" in str(exc):
+            # A SQLite file whose schema page is damaged: say so, and what to do.
+            raise DamagedJournal.at(path.absolute(), str(exc)) from exc
+        raise UnsupportedJournal(
+            f"{path} is not a readable SQLite database ({exc}): if it held the journal, it is"
+            " damaged; restore it from a backup"
+        ) from exc
     if revision is None and tables - {"sqlite_sequence", "alembic_version"}:
         raise UnsupportedJournal(
             f"{path} holds tables {sorted(tables)} but is not a chat journal; refusing to touch it"

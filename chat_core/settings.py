@@ -14,7 +14,8 @@ from typing import Annotated, Any, Final, Literal
 
 from msgspec import Meta, Struct, field
 
-from chat_core.errors import ChatError
+from chat_core.errors import ChatError, StorageError
+from chat_core.paths import ensure_dir
 
 PositiveInt = Annotated[int, Meta(ge=1)]
 NonNegativeInt = Annotated[int, Meta(ge=0)]
@@ -194,14 +195,16 @@ def resolve_jwt_secret(settings: Settings) -> str:
         return settings.auth.jwt_secret
     directory = data_dir(settings)
     path = directory / JWT_SECRET_FILE
+    ensure_dir(directory)
     try:
-        directory.mkdir(parents=True, exist_ok=True)
         if not path.exists():
             _create_secret_file(path, secrets.token_urlsafe(48))
         # Read back even after creating it: a concurrent start-up may have won the race.
         secret = path.read_text(encoding="utf-8").strip()
     except OSError as e:
-        raise SettingsError(f"invalid setting auth.jwt_secret: cannot keep {path}: {e}") from e
+        # The disk, not the setting: name the OS's reason (exit 1, not 2).
+        reason = e.strerror or str(e)
+        raise StorageError(f"cannot keep the generated JWT secret in {path}: {reason}") from e
     check_secret(secret, f" (from {path})")
     return secret
 

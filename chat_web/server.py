@@ -20,9 +20,17 @@ from typing import Any
 import uvicorn
 
 from chat_core.journal import Journal
+from chat_core.journal_check import checked_replay
+from chat_core.paths import check_writable, ensure_dir, ensure_sqlite_file
 from chat_core.processor import CommandProcessor
 from chat_core.replay import replay
-from chat_core.settings import Settings, database_url, resolve_jwt_secret, sqlite_path
+from chat_core.settings import (
+    Settings,
+    data_dir,
+    database_url,
+    resolve_jwt_secret,
+    sqlite_path,
+)
 from chat_core.state import ChatState
 from chat_web.app import create_app
 from chat_web.http_deadline import deadline_protocol
@@ -94,13 +102,19 @@ async def serve(settings: Settings) -> None:
     # uvicorn handles SIGTERM and SIGINT once the port opens; until then (migrations, replay,
     # seeding) they cancel start-up at its next await, so it unwinds in order and exits 0.
     _stop_start_up_on_signals(asyncio.current_task())
-    secret = resolve_jwt_secret(settings)
     url = database_url(settings)
+    # The disk first, whatever else is configured: the data directory exists (0700), the
+    # journal exists (0600) and can be written, or start-up stops naming the OS's reason.
+    ensure_dir(data_dir(settings))
+    ensure_sqlite_file(url)
+    check_writable(url)
+    secret = resolve_jwt_secret(settings)
     journal = await Journal.open(url, synchronous=settings.database.synchronous, migrate=True)
     processor: CommandProcessor | None = None
     try:
         window = settings.chat.history_on_join
-        state, report = await replay(journal, history_window=window)
+        # A damaged journal is never served: SQLite's check and the fold, checked together.
+        state, report = await checked_replay(journal, history_window=window)
 
         async def reload() -> ChatState:
             fresh, _ = await replay(journal, history_window=window)

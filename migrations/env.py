@@ -29,9 +29,9 @@ def _url() -> str:
 
     settings = load_settings()
     settings_url = database_url(settings)
-    from chat_core.paths import ensure_sqlite_dir
+    from chat_core.paths import ensure_sqlite_file
 
-    ensure_sqlite_dir(settings_url)
+    ensure_sqlite_file(settings_url)
     return settings_url
 
 

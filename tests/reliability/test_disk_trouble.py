@@ -6,10 +6,11 @@ exactly once, each refused one is absent), reads and the connection keep working
 space is freed the server carries on by itself. A SIGKILL and restart afterwards finds every
 acknowledged message, and `chat-cli replay --verify` passes.
 
-Mounting needs root (CAP_SYS_ADMIN). A read-only data directory is not tested for real: we run
-as root, so chmod does not stop writes, and a file system cannot be remounted read-only while
-the server holds the journal open for writing (a read-only bind mount does not affect the
-descriptors already open either); the full disk is the real fault we can inject.
+Mounting needs root (CAP_SYS_ADMIN). A data directory that turns read-only while serving is not
+tested for real: we run as root, so chmod does not stop writes, and a file system cannot be
+remounted read-only while the server holds the journal open for writing (a read-only bind mount
+does not affect the descriptors already open either); the full disk is the real fault we can
+inject. A journal read-only or immutable at start-up is tested in test_disk_startup.py.
 """
 
 from __future__ import annotations
