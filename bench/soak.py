@@ -1,8 +1,8 @@
 """The reliability tests of tests/reliability/, larger: a soak run.
 
     .venv/bin/python bench/soak.py [--kills 200] [--fuzz-examples 20000] [--storm 2000]
-                                   [--churn-messages 500] [--login-flood 200] [--seed N]
-                                   [-k EXPRESSION]
+                                   [--churn-messages 500] [--login-flood 200]
+                                   [--hostile-seconds 60] [--seed N] [-k EXPRESSION]
 
 Runs pytest on tests/reliability/ with the sizes given (the tests read them from
 `RELIABILITY_*` environment variables; CI runs the same tests with their small defaults) and
@@ -29,6 +29,7 @@ SIZES = {
     "churn_observers": 6,
     "churn_chatters": 6,
     "churn_messages": 500,
+    "hostile_seconds": 60,
 }
 
 

@@ -261,3 +261,60 @@ async def test_a_reader_that_stops_reading_is_closed_with_4008_and_others_keep_f
         # The slow reader reconnects (and could resume).
         again = await chat.connect(slow_user)
         assert (await again.call("ping"))["pong"] is True
+
+
+async def test_batches_are_bounded_and_every_member_counts_against_the_budget(
+    start_server: Any,
+) -> None:
+    server = start_server(
+        {"CHAT__RATE_LIMIT__REQUESTS_PER_MINUTE": "12", "CHAT__SERVER__MAX_BATCH_REQUESTS": "5"}
+    )
+    async with server.harness() as chat:
+        _, client = await chat.user_client("batch")
+        ping = json.loads(rpc_frame("p", "ping"))
+        await client.raw_send(json.dumps([ping] * 6))
+        too_large = await client.next_frame()
+        assert too_large["error"]["code"] == -32600
+        assert too_large["error"]["data"]["reason"] == "batch_too_large"
+        # Invalid members and unanswered notifications count as much as real requests:
+        # 1 (the refused batch) + 5 + 5 = 11 of the 12.
+        await client.raw_send(json.dumps([1, 2, 3, 4, 5]))
+        invalid = await client.next_frame()
+        assert [answer["error"]["code"] for answer in invalid] == [-32600] * 5
+        silent = {"jsonrpc": "2.0", "method": "no_such_method"}
+        await client.raw_send(json.dumps([silent] * 5))
+        assert (await client.call("ping"))["pong"] is True  # the 12th
+        error = await client.error_of("ping")
+        assert (error.code, error.reason) == (-32029, "rate_limited")
+        assert not client.is_closed
+
+
+async def test_a_connection_over_send_queue_bytes_is_closed_with_4008(start_server: Any) -> None:
+    server = start_server({"CHAT__SERVER__SEND_QUEUE_BYTES": "20000"})
+    async with server.harness() as chat:
+        _, client = await chat.user_client("bytes")
+        room = unique("bytes").lower()
+        await client.call("join_room", room_name=room)
+        for i in range(25):
+            await client.call("send_message", room_id=room, text=f"{i:02d} " + "x" * 15)
+        # Fits: one page of 25 short messages.
+        assert len((await client.call("get_history", room_id=room, limit=25))["messages"]) == 25
+        # Twenty pages in one batch would queue ~50 KB at once: past the bound, whoever reads.
+        pages = [
+            json.loads(rpc_frame(f"h{i}", "get_history", {"room_id": room})) for i in range(20)
+        ]
+        await client.raw_send(json.dumps(pages))
+        assert await client.wait_closed() == 4008
+        # The resume backlog obeys the same bound: too much to send is resync_required.
+        user = await chat.new_user("resume")
+        watcher = await chat.connect(user)
+        await watcher.call("join_room", room_name=room)
+        since = await chat.journal_seq()
+        await watcher.close()
+        _, sender = await chat.user_client("sender")
+        await sender.call("join_room", room_name=room)
+        for i in range(100):
+            await sender.call("send_message", room_id=room, text=f"{i:03d} " + "y" * 200)
+        resumed = await chat.connect(user, since=since)
+        params = await resumed.params_of("resync_required")
+        assert params["journal_seq"] >= since + 100

@@ -3,7 +3,8 @@
 Each example is one text frame: a request or a batch built with wrong types in every field of
 every method, ids of every JSON type, unknown methods, unicode edge cases (lone surrogates
 escaped as `\\ud800`, RTL marks, zero-width characters, 10k combining marks), deep or huge
-JSON, or arbitrary text. After it the fuzzing connection sends a `ping`, which must answer
+JSON, batches around `server.max_batch_requests` (past it: one `batch_too_large`), batches of
+history pages (a few bytes asking for up to 200 messages each), or arbitrary text. After it the fuzzing connection sends a `ping`, which must answer
 (the connection stays usable) and which marks the end of the frame's answers: every answer
 before it is checked against what the frame deserves (exactly one response per id'd request,
 none per valid notification, `-32600` with id null for a member that is not a request, codes
@@ -36,6 +37,7 @@ from websockets.exceptions import ConnectionClosed
 
 ROOM = "fuzzroom"
 MAX_FRAME_BYTES = 65536
+MAX_BATCH = 50  # server.max_batch_requests
 VALID_CODES = {-32700, -32600, -32601, -32602, -32001, -32002, -32003, -32004, -32005, -32006}
 VALID_CODES |= {-32029}
 METHOD_FIELDS: dict[str, list[str]] = {
@@ -165,11 +167,27 @@ def requests(draw: st.DrawFn) -> Any:
 @st.composite
 def frames(draw: st.DrawFn) -> tuple[str, Any]:
     """(the frame's text, the value it encodes, or a marker of raw text)."""
-    kind = draw(st.sampled_from(["single"] * 4 + ["batch"] * 3 + ["raw", "bytes", "deep", "huge"]))
+    kinds = ["single"] * 4 + ["batch"] * 3 + ["raw", "bytes", "deep", "huge", "wide", "history"]
+    kind = draw(st.sampled_from(kinds))
     if kind == "single":
         value = draw(requests())
     elif kind == "batch":
         value = draw(st.lists(requests(), max_size=6))
+    elif kind == "wide":
+        # Around server.max_batch_requests: past it, one -32600 batch_too_large for all.
+        value = [draw(requests())] * draw(st.integers(MAX_BATCH - 3, MAX_BATCH + 3))
+    elif kind == "history":
+        # Amplification: a few bytes a member, a page of up to 200 messages an answer.
+        limit = draw(st.sampled_from([1, 200, 10_000]))
+        value = [
+            {
+                "jsonrpc": "2.0",
+                "id": i,
+                "method": "get_history",
+                "params": {"room_id": ROOM, "limit": limit},
+            }
+            for i in range(draw(st.integers(1, MAX_BATCH)))
+        ]
     elif kind == "raw":
         return draw(st.text(max_size=200)), RAW
     elif kind == "bytes":
@@ -246,6 +264,8 @@ def _expectation(text: str, value: Any) -> tuple[bool | None, list[Any]]:
     if isinstance(value, list):
         if not value:
             return False, [NULL_ERROR]
+        if len(value) > MAX_BATCH:
+            return False, [("too_large", None)]
         answers = [a for a in map(_member_expectation, value) if a is not None]
         return (True if answers else None), answers
     answer = _member_expectation(value)
@@ -285,6 +305,11 @@ def _check_answers(text: str, value: Any, answers: list[Any]) -> None:
     assert len(responses) == len(expected), (text[:300], responses, expected)
     for response in responses:
         _check_response(response)
+    if batch is False and expected[0][0] == "too_large":
+        (response,) = responses
+        assert response["id"] is None, response
+        assert response["error"]["data"]["reason"] == "batch_too_large", response
+        return
     if batch is False and expected[0][0] in ("parse", "deep"):
         (response,) = responses
         assert response["id"] is None, response

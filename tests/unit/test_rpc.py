@@ -490,3 +490,23 @@ def test_parse_errors_encode() -> None:
         for item in parse_frame(data).items:
             assert isinstance(item, ErrorReply)
             assert json.loads(encode_error(item.id, item.error))["error"] == item.error
+
+
+def test_a_batch_over_the_limit_is_one_invalid_request_and_its_members_are_not_read() -> None:
+    frame = "[" + ",".join(["1"] * 51) + "]"
+    parsed = parse_frame(frame, max_batch=50)
+    assert not parsed.is_batch and parsed.members == 1
+    [item] = parsed.items
+    assert isinstance(item, ErrorReply) and item.id is None
+    assert (item.error["code"], item.error["data"]["reason"]) == (-32600, "batch_too_large")
+    at_limit = parse_frame("[" + ",".join(["1"] * 50) + "]", max_batch=50)
+    assert at_limit.is_batch and len(at_limit.items) == 50
+
+
+def test_members_counts_every_request_of_a_frame_answered_or_not() -> None:
+    notify = '{"jsonrpc": "2.0", "method": "no_such_method"}'
+    ping = '{"jsonrpc": "2.0", "id": 1, "method": "ping"}'
+    parsed = parse_frame(f"[{notify},{notify},{ping},7]")
+    assert parsed.members == 4 and len(parsed.items) == 2
+    assert parse_frame(ping).members == 1
+    assert parse_frame("not json").members == 1
