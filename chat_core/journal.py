@@ -38,7 +38,6 @@ from chat_core import codec
 from chat_core import events as e
 from chat_core.commands import MessageRef
 from chat_core.errors import JournalConflict, JournalError, UnsupportedJournal
-from chat_core.evolve import message_of
 from chat_core.journal_sql import (
     COLUMNS,
     FIND_SQL,
@@ -54,7 +53,6 @@ from chat_core.journal_sql import (
     row_values,
 )
 from chat_core.paths import sqlite_file
-from chat_core.state import Message
 from chat_core.tables import INSERT_SQL, events
 
 Synchronous = Literal["FULL", "NORMAL"]
@@ -370,7 +368,7 @@ class Journal:
 
     async def history(
         self, room_id: str, before_seq: int | None, limit: int, after_seq: int = 0
-    ) -> tuple[list[Message], bool]:
+    ) -> tuple[list[codec.Message], bool]:
         """A room's messages with after_seq < seq < before_seq, oldest first, and whether more
         exist (`after_seq`: the room's creation, so a re-created room shows none of the old one's).
         """
@@ -416,10 +414,10 @@ class Journal:
         return found
 
 
-def _message(recorded: e.Recorded) -> Message:
+def _message(recorded: e.Recorded) -> codec.Message:
     event = recorded.event
     assert isinstance(event, e.MessageSent)
-    return message_of(recorded.seq, recorded.at, event)
+    return codec.message_of(recorded.seq, recorded.at, event)
 
 
 async def _prefetching(

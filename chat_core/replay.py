@@ -25,10 +25,10 @@ from msgspec.structs import replace
 from chat_core import codec
 from chat_core import events as e
 from chat_core.errors import CorruptJournal
-from chat_core.evolve import evolve, message_of
+from chat_core.evolve import evolve
 from chat_core.journal import Journal
 from chat_core.journal_sql import PackedPage
-from chat_core.state import ChatState, Message, initial_state
+from chat_core.state import ChatState, initial_state
 
 # The events that may be folded with `evolve` in the middle of a run of pending messages:
 # none of them reads or writes a room's `recent` or `message_count`, nor `last_message_id`
@@ -81,7 +81,7 @@ class _BulkFolder:
             room = rooms[room_id]
             if window > 0:
                 messages = [_message(row) for row in run]
-                recent: tuple[Message, ...] = (*room.recent, *messages)[-window:]
+                recent: tuple[codec.Message, ...] = (*room.recent, *messages)[-window:]
             else:
                 recent = ()
             count = room.message_count + self.counts[room_id]
@@ -161,11 +161,11 @@ class _BulkFolder:
         return self.state
 
 
-def _message(row: codec.PackedMessage) -> Message:
+def _message(row: codec.PackedMessage) -> codec.Message:
     event = row.event
     assert isinstance(event, e.MessageSent)  # decoded before it was queued
     at = row.at
-    return message_of(row.seq, _EPOCH + timedelta(0, at // 1_000_000, at % 1_000_000), event)
+    return codec.message_of(row.seq, _EPOCH + timedelta(0, at // 1_000_000, at % 1_000_000), event)
 
 
 def _upcast_message(row: codec.PackedMessage) -> codec.PackedMessage:
