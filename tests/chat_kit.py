@@ -18,6 +18,7 @@ from chat_core import events as e
 from chat_core.decider import decide
 from chat_core.errors import ChatError
 from chat_core.evolve import evolve
+from chat_core.journal_port import StoredRow
 from chat_core.rules import Limits
 from chat_core.state import ChatState, initial_state
 
@@ -284,8 +285,8 @@ class LiveCore:
 
         return self.run(replay(self.journal, history_window=self.history_window))[0]
 
-    def rows(self) -> list[tuple]:
-        async def collect() -> list[tuple]:
+    def rows(self) -> list[StoredRow]:
+        async def collect() -> list[StoredRow]:
             return [row async for page in self.journal.read_rows() for row in page]
 
         return self.run(collect())

@@ -140,10 +140,12 @@ class JournalMachine(RuleBasedStateMachine):
         if self.core is None:
             return
         rows = self.core.rows()
-        assert [row[0] for row in rows] == list(range(1, len(rows) + 1))
+        assert [row.seq for row in rows] == list(range(1, len(rows) + 1))
         assert self.core.processor.state.seq == len(rows)
         ids = [
-            msgspec.json.decode(row[3])["message_id"] for row in rows if row[1] == "message_sent"
+            msgspec.json.decode(row.payload)["message_id"]
+            for row in rows
+            if row.tag == "message_sent"
         ]
         assert ids == sorted(set(ids))
 
