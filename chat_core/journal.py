@@ -25,7 +25,7 @@ from collections.abc import (
     Sequence,
 )
 from contextlib import aclosing
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from sqlalchemy import event as sa_event
 from sqlalchemy import func, select
@@ -37,7 +37,7 @@ from chat_core import codec
 from chat_core import events as e
 from chat_core.commands import MessageRef
 from chat_core.errors import JournalConflict, JournalError, UnsupportedJournal
-from chat_core.journal_port import HistoryPage, PackedPage, StoredRow
+from chat_core.journal_port import HistoryPage, JournalPort, PackedPage, StoredRow
 from chat_core.journal_sql import (
     COLUMNS,
     FIND_SQL,
@@ -399,6 +399,11 @@ class Journal:
                     timestamp=codec.from_micros(at),
                 )
         return found
+
+
+if TYPE_CHECKING:
+    # mypy holds the class to the port here, not only where one is passed.
+    _port: type[JournalPort] = Journal
 
 
 def _message(recorded: e.Recorded) -> codec.Message:

@@ -94,8 +94,9 @@ def test_migration_versions_do_not_depend_on_the_current_code(path):
 
 # The journal stores and reads events; what they mean (the fold, the projection) is not its
 # business, so a second implementation of the port needs none of it either.
+JOURNAL_NAMES = ("journal_port", "journal", "journal_sql", "memory_journal")
 # (journal_check is not the journal: it runs the start-up fold and checks what it folded.)
-JOURNAL_MODULES = [ROOT / "chat_core" / f"{name}.py" for name in ("journal", "journal_sql")]
+JOURNAL_MODULES = [ROOT / "chat_core" / f"{name}.py" for name in JOURNAL_NAMES]
 
 
 @pytest.mark.parametrize("path", JOURNAL_MODULES, ids=_ids(JOURNAL_MODULES))
