@@ -29,6 +29,7 @@ from chat_core import codec
 from chat_core import events as e
 from chat_core.errors import ChatError, DamagedJournal, UnsupportedJournal
 from chat_core.journal import Journal
+from chat_core.journal_port import JournalPort
 from chat_core.paths import sqlite_file
 from chat_core.replay import replay
 from chat_core.rules import room_key
@@ -152,7 +153,7 @@ def _display_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-async def summarize(journal: Journal, until: int | None, progress: Progress | None) -> Summary:
+async def summarize(journal: JournalPort, until: int | None, progress: Progress | None) -> Summary:
     """Fold the journal (up to `until`) and describe the resulting state."""
     # A window of one: the summary needs message counts, never the messages themselves.
     state, _report = await replay(journal, history_window=1, until=until, progress=progress)
@@ -162,9 +163,9 @@ async def summarize(journal: Journal, until: int | None, progress: Progress | No
         # Bounded by the folded head: rows appended meanwhile by a live server are not counted.
         async for rows in journal.read_rows(0, state.seq):
             if first_seq is None:
-                first_seq, first_at = rows[0][0], rows[0][6]
-            counts.update(row[1] for row in rows)
-            last_at = rows[-1][6]
+                first_seq, first_at = rows[0].seq, rows[0].recorded_at
+            counts.update(row.tag for row in rows)
+            last_at = rows[-1].recorded_at
     first_time = codec.from_micros(first_at) if first_at is not None else None
     last_time = codec.from_micros(last_at) if last_at is not None else None
     # The bans in force now, or, for a past state (--until), at the time of its last event.
@@ -234,7 +235,7 @@ def _touches(event: e.Event, room_id: str) -> bool:
     return isinstance(event, e.UserKicked | e.UserBanned) and room_id in event.rooms
 
 
-async def timeline(journal: Journal, room: str, until: int | None) -> Timeline:
+async def timeline(journal: JournalPort, room: str, until: int | None) -> Timeline:
     """The events of one room (by name or id, any case), oldest first."""
     room_id = room_key(room)
     room_name: str | None = None
@@ -368,7 +369,7 @@ async def run(
 
 
 async def _run(
-    journal: Journal,
+    journal: JournalPort,
     until: int | None,
     room: str | None,
     as_json: bool,

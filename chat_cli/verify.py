@@ -16,11 +16,10 @@ from pathlib import Path
 import msgspec
 from sqlalchemy.exc import DBAPIError
 
-from chat_core import codec
 from chat_core.errors import ChatError
 from chat_core.evolve import evolve
-from chat_core.journal import Journal
 from chat_core.journal_check import file_problems, last_seq
+from chat_core.journal_port import JournalPort
 from chat_core.paths import sqlite_file
 from chat_core.state import initial_state
 
@@ -39,7 +38,9 @@ class Verification(msgspec.Struct, frozen=True, kw_only=True):
     damage: list[str] = []
 
 
-async def verify(journal: Journal, until: int | None, progress: Progress | None) -> Verification:
+async def verify(
+    journal: JournalPort, until: int | None, progress: Progress | None
+) -> Verification:
     """Check the file, then every row; the rows stop at the first bad one (after it, the
     projection would be built on a lie anyway)."""
     path = sqlite_file(journal.url)
@@ -52,7 +53,7 @@ async def verify(journal: Journal, until: int | None, progress: Progress | None)
     return rows
 
 
-async def _rows(journal: Journal, until: int | None, progress: Progress | None) -> Verification:
+async def _rows(journal: JournalPort, until: int | None, progress: Progress | None) -> Verification:
     state = initial_state(1)
     expected = 1
     count = 0
@@ -60,7 +61,7 @@ async def _rows(journal: Journal, until: int | None, progress: Progress | None) 
         # Small pages: a scan that fails says closely how far the file is readable.
         async for rows in journal.read_rows(0, until, page_size=1000):
             for row in rows:
-                seq = row[0]
+                seq = row.seq
                 if seq != expected:
                     why = (
                         f"duplicate or out-of-order seq (expected {expected})"
@@ -69,7 +70,7 @@ async def _rows(journal: Journal, until: int | None, progress: Progress | None) 
                     )
                     return _failed(count, seq, why, last=expected - 1)
                 try:
-                    recorded = codec.decode_row(*row)
+                    recorded = row.decode()
                 except ChatError as exc:
                     return _failed(count, seq, exc.message)
                 except Exception as exc:  # a malformed column (time, version) rather than payload

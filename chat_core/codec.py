@@ -41,6 +41,32 @@ _CLASSES: Final[dict[str, type[e._Event]]] = {
 }
 
 
+class Message(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):
+    """A chat message as clients see it (docs/protocol.md section 5): in a room's recent window
+    of the state, and in a history page read from the journal."""
+
+    seq: int
+    message_id: int
+    room_id: str
+    username: str
+    text: str
+    timestamp: datetime
+    client_msg_id: str | None = None
+
+
+def message_of(seq: int, timestamp: datetime, event: e.MessageSent) -> Message:
+    """The state's (and history's) view of a recorded message."""
+    return Message(
+        seq=seq,
+        message_id=event.message_id,
+        room_id=event.room_id,
+        username=event.username,
+        text=event.text,
+        timestamp=timestamp,
+        client_msg_id=event.client_msg_id,
+    )
+
+
 def encode_event(event: e.Event) -> bytes:
     """The JSON payload of an event (its `type` tag included)."""
     return _encoder.encode(event)

@@ -8,30 +8,17 @@ unchanged parts with the old one.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import assert_never
 
 from immutables import Map
 from msgspec.structs import replace
 
 from chat_core import events as e
+from chat_core.codec import Message
 from chat_core.rules import user_key
-from chat_core.state import Account, Ban, ChatState, Message, Room
+from chat_core.state import Account, Ban, ChatState, Room
 
 _NO_ROOMS: Map[str, int] = Map()
-
-
-def message_of(seq: int, timestamp: datetime, event: e.MessageSent) -> Message:
-    """The state's (and history's) view of a recorded message."""
-    return Message(
-        seq=seq,
-        message_id=event.message_id,
-        room_id=event.room_id,
-        username=event.username,
-        text=event.text,
-        timestamp=timestamp,
-        client_msg_id=event.client_msg_id,
-    )
 
 
 def evolve(state: ChatState, recorded: e.Recorded) -> ChatState:

@@ -18,7 +18,6 @@ import os
 import sqlite3
 from collections.abc import (
     AsyncGenerator,
-    AsyncIterator,
     Awaitable,
     Callable,
     Collection,
@@ -26,7 +25,7 @@ from collections.abc import (
     Sequence,
 )
 from contextlib import aclosing
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from sqlalchemy import event as sa_event
 from sqlalchemy import func, select
@@ -38,7 +37,7 @@ from chat_core import codec
 from chat_core import events as e
 from chat_core.commands import MessageRef
 from chat_core.errors import JournalConflict, JournalError, UnsupportedJournal
-from chat_core.evolve import message_of
+from chat_core.journal_port import HistoryPage, JournalPort, PackedPage, StoredRow
 from chat_core.journal_sql import (
     COLUMNS,
     FIND_SQL,
@@ -46,15 +45,12 @@ from chat_core.journal_sql import (
     MAX_ROWS_PER_INSERT,
     READ_ROOMS_SQL,
     READ_SQL,
-    REPLAY_SQL,
-    PackedPage,
     insert_sql,
     packed_sql,
     read_tags_sql,
     row_values,
 )
 from chat_core.paths import sqlite_file
-from chat_core.state import Message
 from chat_core.tables import INSERT_SQL, events
 
 Synchronous = Literal["FULL", "NORMAL"]
@@ -97,7 +93,7 @@ def _engine(url: str, synchronous: Synchronous, *, writer: bool, readonly: bool)
 
 
 class Journal:
-    """An open journal. Use `Journal.open(...)`; `close()` when done."""
+    """An open SQLite journal (a `JournalPort`). Use `Journal.open(...)`; `close()` when done."""
 
     def __init__(
         self, url: str, writer: AsyncEngine | None, reader: AsyncEngine, lock_fd: int | None
@@ -288,7 +284,7 @@ class Journal:
         *,
         tags: Collection[str] | None = None,
         message_rooms: Collection[str] | None = None,
-    ) -> AsyncIterator[list[e.Recorded]]:
+    ) -> AsyncGenerator[list[e.Recorded], None]:
         """Events with after < seq <= until, oldest first, a page at a time (never all at once);
         with `tags`, only the events of those tags; with `message_rooms`, every event but the
         messages of other rooms."""
@@ -309,29 +305,18 @@ class Journal:
 
     async def read_rows(
         self, after: int = 0, until: int | None = None, page_size: int = 10_000
-    ) -> AsyncGenerator[list[tuple[Any, ...]], None]:
-        """Raw rows (seq, tag, version, payload, actor, command_id, recorded_at), paged."""
+    ) -> AsyncGenerator[list[StoredRow], None]:
+        """`read`, undecoded: the rows as stored."""
+        row = StoredRow
         async with aclosing(self._pages(READ_SQL, after, until, page_size)) as pages:
             async for rows in pages:
-                yield rows
-
-    async def replay_rows(
-        self, after: int = 0, until: int | None = None, page_size: int = 10_000
-    ) -> AsyncGenerator[list[tuple[Any, ...]], None]:
-        """The rows replay folds, paged: (seq, tag, version, payload, recorded_at, actor,
-        command_id), where a message_sent row has tag, actor and command_id None.
-
-        Folding a message needs neither actor nor command id, and a None costs nothing to
-        build where a new str per row and column is a third of the read.
-        """
-        async with aclosing(self._pages(REPLAY_SQL, after, until, page_size)) as pages:
-            async for rows in pages:
-                yield rows
+                yield [row(*values) for values in rows]
 
     async def packed_pages(
         self, after: int = 0, until: int | None = None, page_size: int = 10_000
     ) -> AsyncGenerator[PackedPage, None]:
-        """The rows replay folds, a page at a time, each page one JSON array (`_PACKED_ROW`)."""
+        """The rows replay folds, a page at a time, each page one JSON array that SQLite builds
+        (journal_sql's `_PACKED_ROW`)."""
         sql = packed_sql(page_size)
         upper = until if until is not None else 2**62
         async with self._reader.connect() as conn:
@@ -370,7 +355,7 @@ class Journal:
 
     async def history(
         self, room_id: str, before_seq: int | None, limit: int, after_seq: int = 0
-    ) -> tuple[list[Message], bool]:
+    ) -> HistoryPage:
         """A room's messages with after_seq < seq < before_seq, oldest first, and whether more
         exist (`after_seq`: the room's creation, so a re-created room shows none of the old one's).
         """
@@ -390,7 +375,7 @@ class Journal:
             rows = (await conn.execute(query)).all()
         messages = [_message(codec.decode_row(*row)) for row in rows[:limit]]
         messages.reverse()
-        return messages, len(rows) > limit
+        return HistoryPage(messages, len(rows) > limit)
 
     async def find_messages(
         self, keys: Iterable[tuple[str, str]]
@@ -416,10 +401,15 @@ class Journal:
         return found
 
 
-def _message(recorded: e.Recorded) -> Message:
+if TYPE_CHECKING:
+    # mypy holds the class to the port here, not only where one is passed.
+    _port: type[JournalPort] = Journal
+
+
+def _message(recorded: e.Recorded) -> codec.Message:
     event = recorded.event
     assert isinstance(event, e.MessageSent)
-    return message_of(recorded.seq, recorded.at, event)
+    return codec.message_of(recorded.seq, recorded.at, event)
 
 
 async def _prefetching(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import sqlite3
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 from chat_core import codec
 from chat_core import events as e
@@ -55,13 +55,6 @@ def read_tags_sql(tags: tuple[str, ...]) -> str:
     return _READ.format(only=" AND tag IN (" + ", ".join(f"'{tag}'" for tag in tags) + ")")
 
 
-REPLAY_SQL = (
-    "SELECT seq, nullif(tag, 'message_sent'), version, payload, recorded_at,"
-    " iif(tag = 'message_sent', NULL, actor), iif(tag = 'message_sent', NULL, command_id)"
-    " FROM events WHERE seq > ? AND seq <= ? ORDER BY seq"
-)
-
-
 # A replay page is built by SQLite as one JSON array, so that a page is one value to fetch
 # and one msgspec call to decode instead of 7 Python objects per row: SQLite builds it in the
 # driver's thread without the GIL, in parallel with the fold of the previous page. A message
@@ -98,15 +91,6 @@ MAX_ROWS_PER_INSERT = _MAX_VARIABLES // 8  # columns per row
 def insert_sql(rows: int) -> str:
     """INSERT_SQL with `rows` rows of values: the driver caches each as a prepared statement."""
     return INSERT_SQL + ", (?, ?, ?, ?, ?, ?, ?, ?)" * (rows - 1)
-
-
-class PackedPage(NamedTuple):
-    """The `size` rows with after < seq <= last, as one JSON array."""
-
-    after: int
-    last: int
-    size: int
-    body: bytes
 
 
 def packed_sql(page_size: int) -> str:

@@ -35,7 +35,7 @@ from chat_core.audience import Audience, audience
 from chat_core.decider import decide
 from chat_core.errors import ChatError, InternalError
 from chat_core.evolve import evolve
-from chat_core.journal import Journal
+from chat_core.journal_port import JournalPort
 from chat_core.state import ChatState
 
 log = logging.getLogger(__name__)
@@ -115,7 +115,7 @@ class CommandProcessor:
 
     def __init__(
         self,
-        journal: Journal,
+        journal: JournalPort,
         state: ChatState,
         publisher: Publisher | None = None,
         *,

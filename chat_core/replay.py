@@ -1,13 +1,13 @@
 """Rebuild the live state by folding the whole journal, a page at a time.
 
 The result is exactly `fold(initial_state(window), every event)`, but the hot path is cheaper.
-Each page arrives packed by SQLite into one JSON array (`Journal.packed_pages`) and is decoded
-by one msgspec call, while the driver's thread packs the next. A run of `message_sent` rows is
-folded in bulk: each message goes, still raw (its packed row), into its room's bounded deque;
-only the last `history_window` of each room become `Message` values (with a datetime) when
-the run is flushed, and the room's `message_count` and the state's `last_message_id` are kept
-as plain integers meanwhile. A page that does not decode as a whole is read again row by row,
-which names the row that cannot be decoded."""
+Each page arrives packed into one JSON array (`JournalPort.packed_pages`; SQLite builds it in
+the driver's thread, which packs the next page meanwhile) and is decoded by one msgspec call. A
+run of `message_sent` rows is folded in bulk: each message goes, still raw (its packed row),
+into its room's bounded deque; only the last `history_window` of each room become `Message`
+values (with a datetime) when the run is flushed, and the room's `message_count` and the
+state's `last_message_id` are kept as plain integers meanwhile. A page that does not decode as
+a whole is read again row by row (`read_rows`), which names the row that cannot be decoded."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from contextlib import aclosing
 from datetime import timedelta
-from typing import Any, Final
+from typing import Final
 
 import msgspec
 from msgspec.structs import replace
@@ -25,10 +25,9 @@ from msgspec.structs import replace
 from chat_core import codec
 from chat_core import events as e
 from chat_core.errors import CorruptJournal
-from chat_core.evolve import evolve, message_of
-from chat_core.journal import Journal
-from chat_core.journal_sql import PackedPage
-from chat_core.state import ChatState, Message, initial_state
+from chat_core.evolve import evolve
+from chat_core.journal_port import JournalPort, PackedPage, StoredRow
+from chat_core.state import ChatState, initial_state
 
 # The events that may be folded with `evolve` in the middle of a run of pending messages:
 # none of them reads or writes a room's `recent` or `message_count`, nor `last_message_id`
@@ -81,7 +80,7 @@ class _BulkFolder:
             room = rooms[room_id]
             if window > 0:
                 messages = [_message(row) for row in run]
-                recent: tuple[Message, ...] = (*room.recent, *messages)[-window:]
+                recent: tuple[codec.Message, ...] = (*room.recent, *messages)[-window:]
             else:
                 recent = ()
             count = room.message_count + self.counts[room_id]
@@ -90,17 +89,23 @@ class _BulkFolder:
         self.counts.clear()
         self.state = replace(self.state, rooms=rooms)
 
-    def feed(self, rows: list[tuple[Any, ...]]) -> None:
-        """Fold rows as `Journal.replay_rows` reads them, decoding (and upcasting) each."""
+    def feed(self, rows: list[StoredRow]) -> None:
+        """Fold rows as `read_rows` reads them, decoding (and upcasting) each."""
         other, decode = codec.PackedEvent, codec.decode_event
         self.feed_packed(
             [
-                _message_row(seq, at, version, payload)
-                if tag is None
+                _message_row(row.seq, row.recorded_at, row.version, row.payload)
+                if row.tag == "message_sent"
                 else other(
-                    seq, tag, version, at, actor, command_id, decode(seq, tag, version, payload)
+                    row.seq,
+                    row.tag,
+                    row.version,
+                    row.recorded_at,
+                    row.actor,
+                    row.command_id,
+                    decode(row.seq, row.tag, row.version, row.payload),
                 )
-                for seq, tag, version, payload, at, actor, command_id in rows
+                for row in rows
             ]
         )
 
@@ -161,11 +166,11 @@ class _BulkFolder:
         return self.state
 
 
-def _message(row: codec.PackedMessage) -> Message:
+def _message(row: codec.PackedMessage) -> codec.Message:
     event = row.event
     assert isinstance(event, e.MessageSent)  # decoded before it was queued
     at = row.at
-    return message_of(row.seq, _EPOCH + timedelta(0, at // 1_000_000, at % 1_000_000), event)
+    return codec.message_of(row.seq, _EPOCH + timedelta(0, at // 1_000_000, at % 1_000_000), event)
 
 
 def _upcast_message(row: codec.PackedMessage) -> codec.PackedMessage:
@@ -214,7 +219,7 @@ def _well_formed(page: PackedPage, rows: list[Packed]) -> bool:
 
 
 async def replay(
-    journal: Journal,
+    journal: JournalPort,
     *,
     history_window: int = 50,
     until: int | None = None,
@@ -243,7 +248,7 @@ async def replay(
                 else:
                     # Something in the page is not as written: read it row by row, which
                     # names the row (CorruptJournal) or folds it if it was only unusual.
-                    async with aclosing(journal.replay_rows(page.after, page.last)) as slow:
+                    async with aclosing(journal.read_rows(page.after, page.last)) as slow:
                         async for raw_rows in slow:
                             folder.feed(raw_rows)
                 count += page.size

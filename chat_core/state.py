@@ -14,19 +14,9 @@ from datetime import datetime
 import msgspec
 from immutables import Map
 
+# Message lives in the codec, so that the journal can build history pages without the state.
+from chat_core.codec import Message
 from chat_core.rules import Role, user_key
-
-
-class Message(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, gc=False):
-    """A chat message as clients see it (docs/protocol.md section 5)."""
-
-    seq: int
-    message_id: int
-    room_id: str
-    username: str
-    text: str
-    timestamp: datetime
-    client_msg_id: str | None = None
 
 
 class Account(msgspec.Struct, frozen=True, kw_only=True, gc=False):

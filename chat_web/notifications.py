@@ -16,7 +16,7 @@ from typing import Any, assert_never
 import msgspec
 
 from chat_core import events as e
-from chat_core.evolve import message_of
+from chat_core.codec import message_of
 from chat_core.rpc import encode_notification
 from chat_core.state import ChatState
 

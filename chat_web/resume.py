@@ -16,7 +16,7 @@ from typing import Final
 from chat_core import codec
 from chat_core import events as e
 from chat_core.audience import UserView
-from chat_core.journal import Journal
+from chat_core.journal_port import JournalPort
 from chat_core.rules import user_key
 from chat_core.state import ChatState
 from chat_web.notifications import counts_after, frame_of
@@ -36,7 +36,7 @@ def _needed_for_rewind(key: str, event: e.Event) -> bool:
 
 
 async def backlog(
-    journal: Journal,
+    journal: JournalPort,
     snapshot: ChatState,
     username: str,
     since: int,

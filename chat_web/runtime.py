@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from chat_core.errors import RateLimited
-from chat_core.journal import Journal
+from chat_core.journal_port import JournalPort
 from chat_core.passwords import check_password, dummy_verify, hash_cost, hash_password
 from chat_core.processor import CommandProcessor
 from chat_core.rules import Limits
@@ -31,7 +31,7 @@ class Runtime:
     """The running server's parts; built once at start-up, read by every handler."""
 
     settings: Settings
-    journal: Journal
+    journal: JournalPort
     processor: CommandProcessor
     hub: Hub
     secret: str
@@ -53,7 +53,7 @@ class Runtime:
     def build(
         cls,
         settings: Settings,
-        journal: Journal,
+        journal: JournalPort,
         processor: CommandProcessor,
         hub: Hub,
         secret: str,

@@ -18,6 +18,8 @@ from chat_core import events as e
 from chat_core.decider import decide
 from chat_core.errors import ChatError
 from chat_core.evolve import evolve
+from chat_core.journal_port import JournalPort, StoredRow
+from chat_core.memory_journal import MemoryJournal
 from chat_core.rules import Limits
 from chat_core.state import ChatState, initial_state
 
@@ -246,8 +248,9 @@ def run_pure(
 
 
 class LiveCore:
-    """A real journal file and CommandProcessor driven from synchronous code (hypothesis).
+    """A real journal and CommandProcessor driven from synchronous code (hypothesis).
 
+    A `memory://` URL is an in-memory journal, kept across `restart()` as a file would be.
     Owns a dedicated event loop; `close()` stops the processor, the journal and the loop.
     """
 
@@ -257,6 +260,7 @@ class LiveCore:
         self.url = url
         self.history_window = history_window
         self.loop = asyncio.new_event_loop()
+        self._memory: MemoryJournal | None = None
         self._open(migrate=migrate)
 
     def run(self, coro):  # type: ignore[no-untyped-def]
@@ -267,7 +271,12 @@ class LiveCore:
         from chat_core.processor import CommandProcessor
         from chat_core.replay import replay
 
-        self.journal = self.run(Journal.open(self.url, migrate=migrate, synchronous="NORMAL"))
+        if self.url.startswith("memory:"):
+            if self._memory is None:
+                self._memory = MemoryJournal(self.url)
+            self.journal: JournalPort = self._memory
+        else:
+            self.journal = self.run(Journal.open(self.url, migrate=migrate, synchronous="NORMAL"))
         state, _ = self.run(replay(self.journal, history_window=self.history_window))
         self.processor = CommandProcessor(self.journal, state)
 
@@ -284,8 +293,8 @@ class LiveCore:
 
         return self.run(replay(self.journal, history_window=self.history_window))[0]
 
-    def rows(self) -> list[tuple]:
-        async def collect() -> list[tuple]:
+    def rows(self) -> list[StoredRow]:
+        async def collect() -> list[StoredRow]:
             return [row async for page in self.journal.read_rows() for row in page]
 
         return self.run(collect())

@@ -92,6 +92,31 @@ def test_migration_versions_do_not_depend_on_the_current_code(path):
     assert _top(_imports(path)) & {"chat_core", "chat_web", "chat_cli"} == set()
 
 
+# The journal stores and reads events; what they mean (the fold, the projection) is not its
+# business, so a second implementation of the port needs none of it either.
+JOURNAL_NAMES = ("journal_port", "journal", "journal_sql", "memory_journal")
+# (journal_check is not the journal: it runs the start-up fold and checks what it folded.)
+JOURNAL_MODULES = [ROOT / "chat_core" / f"{name}.py" for name in JOURNAL_NAMES]
+
+
+@pytest.mark.parametrize("path", JOURNAL_MODULES, ids=_ids(JOURNAL_MODULES))
+def test_the_journal_imports_nothing_from_evolve_or_state(path):
+    imports = _imports(path)
+    assert imports & {"chat_core.evolve", "chat_core.state"} == set()
+    # `from chat_core import state` names the module as an alias, not a dotted import.
+    aliased = {
+        alias.name
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ImportFrom) and node.module == "chat_core"
+        for alias in node.names
+    }
+    assert aliased & {"evolve", "state"} == set()
+
+
+def test_the_journal_rule_covers_the_journal():
+    assert all(path.exists() for path in JOURNAL_MODULES)
+
+
 @pytest.mark.parametrize("name", PURE_MODULES)
 def test_pure_modules_import_no_clock_randomness_io_or_event_loop(name):
     path = ROOT / "chat_core" / f"{name}.py"

@@ -46,7 +46,7 @@ async def _check(url: str, reported: list[dict]) -> None:
         records = [r async for page in journal.read() for r in page]
     finally:
         await journal.close()
-    assert [row[0] for row in rows] == list(range(1, len(rows) + 1))
+    assert [row.seq for row in rows] == list(range(1, len(rows) + 1))
     assert report.events == len(rows) == state.seq
     by_id: dict[str, list[e.Recorded]] = {}
     for recorded in records:

@@ -1,16 +1,26 @@
-"""The SQLite journal's contract: appends, conflicts, locking, reads, history, triggers."""
+"""The journal port's contract, asserted on every implementation (SQLite, memory): appends,
+conflicts, reads, packed pages, history, idempotency look-ups; then what only the SQLite journal
+promises (locking, read-only beside a writer, triggers, WAL, another writer's rows)."""
 
 from __future__ import annotations
 
 import sqlite3
 
+import msgspec
 import pytest
 
+from chat_core import codec
+from chat_core import commands as c
 from chat_core import events as e
 from chat_core.errors import JournalConflict, UnsupportedJournal
+from chat_core.evolve import evolve
 from chat_core.journal import Journal
+from chat_core.journal_port import JournalPort, StoredRow
+from chat_core.memory_journal import MemoryJournal
 from chat_core.paths import sqlite_file
-from chat_kit import T0, at
+from chat_core.replay import replay
+from chat_core.state import initial_state
+from chat_kit import T0, at, run_pure, timed
 
 
 def _message(seq: int, message_id: int, room_id: str = "general", cmid: str | None = None):
@@ -29,14 +39,38 @@ def _other(seq: int) -> e.Recorded:
     return e.Recorded(seq=seq, at=T0, actor="bob", event=event)
 
 
+def _fold(state, records):
+    for recorded in records:
+        state = evolve(state, recorded)
+    return state
+
+
+IMPLEMENTATIONS = ("sqlite", "memory")
+
+
+async def open_journal(kind: str, url: str) -> JournalPort:
+    """A fresh, empty journal of one implementation of the port."""
+    if kind == "sqlite":
+        return await Journal.open(url, migrate=True)
+    return MemoryJournal()
+
+
+@pytest.fixture(params=IMPLEMENTATIONS)
+async def journal(request, journal_url):
+    """Every implementation of the port: each test below runs on each."""
+    opened = await open_journal(request.param, journal_url)
+    yield opened
+    await opened.close()
+
+
 @pytest.fixture
-async def journal(journal_url):
+async def sqlite_journal(journal_url):
     opened = await Journal.open(journal_url, migrate=True)
     yield opened
     await opened.close()
 
 
-async def _all(journal: Journal, page_size: int = 10_000) -> list[e.Recorded]:
+async def _all(journal: JournalPort, page_size: int = 10_000) -> list[e.Recorded]:
     return [r async for page in journal.read(page_size=page_size) for r in page]
 
 
@@ -114,8 +148,8 @@ async def test_a_second_open_of_the_same_file_is_refused_while_the_first_is_open
     await second.close()
 
 
-async def test_a_read_only_journal_opens_beside_the_writer(journal, journal_url):
-    await journal.append(0, [_other(1)])
+async def test_a_read_only_journal_opens_beside_the_writer(sqlite_journal, journal_url):
+    await sqlite_journal.append(0, [_other(1)])
     reader = await Journal.open(journal_url, readonly=True)
     try:
         assert [r.seq for r in await _all(reader)] == [1]
@@ -161,7 +195,81 @@ async def test_find_messages_returns_the_first_results_of_client_ids(journal):
     assert await journal.find_messages([]) == {}
 
 
-async def test_rows_cannot_be_updated_or_deleted(journal, journal_url):
+async def test_find_messages_keys_a_client_msg_id_by_its_actor(journal):
+    # The same client_msg_id from two users is two messages (the unique key is per actor).
+    eve = msgspec.structs.replace(_message(2, 2, cmid="a"), actor="eve")
+    await journal.append(0, [_message(1, 1, cmid="a"), eve])
+    found = await journal.find_messages([("bob", "a"), ("eve", "a")])
+    assert {key: ref.seq for key, ref in found.items()} == {("bob", "a"): 1, ("eve", "a"): 2}
+
+
+async def test_a_client_msg_id_twice_in_one_batch_fails_the_whole_batch(journal):
+    with pytest.raises(JournalConflict):
+        await journal.append(0, [_message(1, 1, cmid="same"), _message(2, 2, cmid="same")])
+    assert await journal.head() == 0
+    assert await journal.find_messages([("bob", "same")]) == {}
+    await journal.append(0, [_message(1, 1, cmid="same")])
+    assert await journal.head() == 1
+
+
+async def test_read_rows_are_the_rows_as_stored(journal):
+    batch = [_other(1), _message(2, 1, cmid="c"), _message(3, 2, "lobby")]
+    await journal.append(0, batch)
+    pages = [page async for page in journal.read_rows(after=1, page_size=1)]
+    assert [len(page) for page in pages] == [1, 1]
+    rows = [row for page in pages for row in page]
+    assert all(isinstance(row, StoredRow) for row in rows)
+    assert [(row.seq, row.tag, row.version, row.actor, row.command_id) for row in rows] == [
+        (2, "message_sent", codec.VERSIONS["message_sent"], "bob", "c"),
+        (3, "message_sent", codec.VERSIONS["message_sent"], "bob", None),
+    ]
+    assert [row.recorded_at for row in rows] == [codec.to_micros(at(2)), codec.to_micros(at(3))]
+    assert [row.decode() for row in rows] == batch[1:]
+    assert [r async for p in journal.read_rows(after=3) for r in p] == []
+
+
+async def test_packed_pages_hold_every_row_within_bounds(journal):
+    batch = [_message(s, s, "lobby", cmid=f"c{s}") if s % 3 else _other(s) for s in range(1, 21)]
+    await journal.append(0, batch)
+    pages = [page async for page in journal.packed_pages(after=2, until=17, page_size=6)]
+    assert [(p.after, p.last, p.size) for p in pages] == [(2, 8, 6), (8, 14, 6), (14, 17, 3)]
+    rows = [row for page in pages for row in codec.decode_packed(page.body) or []]
+    assert [row.seq for row in rows] == list(range(3, 18))
+    for row, recorded in zip(rows, batch[2:17], strict=True):
+        assert row.event == recorded.event
+        if isinstance(row, codec.PackedEvent):
+            assert (row.tag, row.actor, row.command_id) == ("user_joined", "bob", None)
+    assert [p async for p in journal.packed_pages(after=20)] == []
+
+
+async def test_replay_through_the_port_folds_what_evolve_folds(journal):
+    talk = [
+        c.SendMessage(actor=who, at=T0, room_id=room, text=f"{n}", client_msg_id=f"m{n}")
+        for n, (who, room) in enumerate([("bob", "general"), ("carol", "random")] * 7)
+    ]
+    records, _, expected = run_pure(timed(talk), history_window=3)
+    assert sum(isinstance(r.event, e.MessageSent) for r in records) == len(talk)
+    await journal.append(0, records)
+    for page_size in (1, 5, 1000):
+        state, report = await replay(journal, history_window=3, page_size=page_size)
+        assert state == expected
+        assert report.events == len(records) == await journal.head()
+    partial, _ = await replay(journal, history_window=3, until=9)
+    assert partial.seq == 9
+    assert partial == _fold(initial_state(3), records[:9])
+
+
+async def test_history_starts_after_the_rooms_creation(journal):
+    await journal.append(0, [_message(s, s) for s in range(1, 6)])
+    page = await journal.history("general", None, 10, after_seq=3)
+    assert ([m.seq for m in page.messages], page.has_more) == ([4, 5], False)
+    page = await journal.history("general", None, 1, after_seq=3)
+    assert ([m.seq for m in page.messages], page.has_more) == ([5], True)
+    assert await journal.history("general", 4, 10, after_seq=3) == ([], False)
+
+
+async def test_rows_cannot_be_updated_or_deleted(sqlite_journal, journal_url):
+    journal = sqlite_journal
     await journal.append(0, [_other(1)])
     path = sqlite_file(journal_url)
     assert path is not None
@@ -194,7 +302,10 @@ async def test_the_journal_runs_in_wal_mode_with_the_chosen_synchronous_level(jo
         await full.close()
 
 
-async def test_a_row_written_by_another_writer_makes_the_next_append_conflict(journal, journal_url):
+async def test_a_row_written_by_another_writer_makes_the_next_append_conflict(
+    sqlite_journal, journal_url
+):
+    journal = sqlite_journal
     # The journal knows its head from its own last commit; another writer's rows (dense
     # seqs after that head) collide with the next batch on the primary key.
     await journal.append(0, [_other(1)])

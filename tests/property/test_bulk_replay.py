@@ -185,7 +185,7 @@ def test_replay_of_processor_commands_equals_the_pure_fold(commands) -> None:
                     core.submit(command)
                 except ChatError:  # rejections: nothing appended
                     continue
-            expected = fold(initial_state(2), codec.decode_rows(core.rows()))
+            expected = fold(initial_state(2), [row.decode() for row in core.rows()])
             assert core.replayed() == expected == core.processor.state
         finally:
             core.close()

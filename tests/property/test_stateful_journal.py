@@ -1,6 +1,7 @@
 """A random walk of commands from several users and roles through the real processor and a
-real SQLite journal; after every step the journal replays to the live state and the
-invariants of the chat hold. A restart rule reopens the file and must find the same state."""
+journal (a real SQLite file, and the in-memory journal: both implementations of the port);
+after every step the journal replays to the live state and the invariants of the chat hold. A
+restart rule reopens the journal and must find the same state."""
 
 from __future__ import annotations
 
@@ -22,6 +23,9 @@ from chat_kit import COMMANDS, LIMITS, T0, LiveCore, seed_commands
 
 
 class JournalMachine(RuleBasedStateMachine):
+    # The journal under test: a SQLite file here, the in-memory journal in the subclass.
+    in_memory = False
+
     def __init__(self) -> None:
         super().__init__()
         self.tmp = tempfile.mkdtemp(prefix="chat-stateful-")
@@ -33,7 +37,8 @@ class JournalMachine(RuleBasedStateMachine):
 
     @initialize()
     def open_and_seed(self) -> None:
-        self.core = LiveCore(f"sqlite+aiosqlite:///{Path(self.tmp) / 'journal.db'}")
+        url = f"sqlite+aiosqlite:///{Path(self.tmp) / 'journal.db'}"
+        self.core = LiveCore("memory://" if self.in_memory else url)
         for command in seed_commands():
             self.core.submit(command)
 
@@ -140,10 +145,12 @@ class JournalMachine(RuleBasedStateMachine):
         if self.core is None:
             return
         rows = self.core.rows()
-        assert [row[0] for row in rows] == list(range(1, len(rows) + 1))
+        assert [row.seq for row in rows] == list(range(1, len(rows) + 1))
         assert self.core.processor.state.seq == len(rows)
         ids = [
-            msgspec.json.decode(row[3])["message_id"] for row in rows if row[1] == "message_sent"
+            msgspec.json.decode(row.payload)["message_id"]
+            for row in rows
+            if row.tag == "message_sent"
         ]
         assert ids == sorted(set(ids))
 
@@ -155,10 +162,17 @@ class JournalMachine(RuleBasedStateMachine):
             shutil.rmtree(self.tmp, ignore_errors=True)
 
 
-JournalMachine.TestCase.settings = settings(
+class MemoryJournalMachine(JournalMachine):
+    in_memory = True
+
+
+_SETTINGS = settings(
     max_examples=30,
     stateful_step_count=25,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
+JournalMachine.TestCase.settings = _SETTINGS
+MemoryJournalMachine.TestCase.settings = _SETTINGS
 test_journal_machine = JournalMachine.TestCase
+test_memory_journal_machine = MemoryJournalMachine.TestCase
