@@ -4,13 +4,13 @@ Each example is one text frame: a request or a batch built with wrong types in e
 every method, ids of every JSON type, unknown methods, unicode edge cases (lone surrogates
 escaped as `\\ud800`, RTL marks, zero-width characters, 10k combining marks), deep or huge
 JSON, batches around `server.max_batch_requests` (past it: one `batch_too_large`), batches of
-history pages (a few bytes asking for up to 200 messages each), or arbitrary text. After it the fuzzing connection sends a `ping`, which must answer
-(the connection stays usable) and which marks the end of the frame's answers: every answer
-before it is checked against what the frame deserves (exactly one response per id'd request,
-none per valid notification, `-32600` with id null for a member that is not a request, codes
-from the protocol's table, never -32603 for bad input). A well-behaved client on another
-connection pings between the examples and must answer quickly; the server must log no
-traceback.
+history pages (a few bytes asking for up to 200 messages each), or arbitrary text. After it the
+fuzzing connection sends a `ping`, which must answer (the connection stays usable) and which
+marks the end of the frame's answers: every answer before it is checked against what the frame
+deserves (exactly one response per id'd request, none per valid notification, `-32600` with id
+null for a member that is not a request, codes from the protocol's table, never -32603 for bad
+input). A well-behaved client on another connection pings between the examples and must answer
+quickly; the server must log no traceback.
 
 Lone surrogates (`"\\ud800"` in the JSON text) are not Unicode scalar values; the server's
 JSON decoder refuses them, so such a frame is a parse error (-32700, id null).
