@@ -138,6 +138,7 @@ class RateLimitSettings(Struct, frozen=True, kw_only=True, forbid_unknown_fields
     messages_per_minute: PositiveInt = 60
     requests_per_minute: PositiveInt = 600
     connections_per_ip: PositiveInt = 20
+    connects_per_minute: PositiveInt = 60
     login_attempts_per_hour: PositiveInt = 20
     registrations_per_hour: PositiveInt = 20
     rooms_per_hour: PositiveInt = 20

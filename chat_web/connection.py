@@ -64,6 +64,7 @@ class Connection:
         "id",
         "key",
         "read_pause",
+        "refusals",
         "socket",
         "username",
     )
@@ -91,6 +92,8 @@ class Connection:
         # Seconds the reader waits before its next frame: set when the request budget ran out
         # (methods.check_request_rate), taken by chat_web.reader.
         self.read_pause = 0.0
+        # Requests refused by the budget in a row: each doubles the next read pause.
+        self.refusals = 0
         # A bare deque and one wake-up future, not an asyncio.Queue: the queue costs ~3 KB per
         # idle connection (three deques, an Event), this ~0.8 KB (bench/run.py, idle memory).
         # Made once, not dropped when drained: a new deque per burst costs the fan-out more.

@@ -6,11 +6,14 @@ Lines about a connection carry its id and username as the `conn` and `user` fiel
 
 from __future__ import annotations
 
+import atexit
 import logging
+import queue
 import re
 import sys
 from collections.abc import MutableMapping
 from datetime import UTC, datetime
+from logging.handlers import QueueHandler, QueueListener
 from typing import Any, Final
 from urllib.parse import unquote
 
@@ -91,11 +94,41 @@ class _FlushingHandler(logging.StreamHandler):  # type: ignore[type-arg]
         self.flush()
 
 
+class _BoundedQueueHandler(QueueHandler):
+    """Formats a line where it is logged and hands it to the writer thread; drops it when the
+    thread is `MAX_QUEUED_LINES` behind (counted in `dropped`), never blocking the caller."""
+
+    dropped = 0
+
+    def enqueue(self, record: logging.LogRecord) -> None:
+        try:
+            self.queue.put_nowait(record)
+        except queue.Full:
+            type(self).dropped += 1
+
+
+# Lines waiting for the writer thread at most: a stalled stderr (a full pipe, a slow terminal)
+# costs at most this many lines, never the event loop's time (a blocking write there held
+# every connection up to 150 ms under a connect/close flood).
+MAX_QUEUED_LINES: Final = 10_000
+_listener: QueueListener | None = None
+
+
 def setup_logging(level: str, fmt: str) -> None:
-    """Send every log line to stderr at `level`, formatted as `fmt` (`text` or `json`)."""
-    handler = _FlushingHandler(sys.stderr)
+    """Send every log line to stderr at `level`, formatted as `fmt` (`text` or `json`), from a
+    thread of its own."""
+    global _listener
+    if _listener is not None:
+        _listener.stop()
+    writer = _FlushingHandler(sys.stderr)
+    writer.setFormatter(logging.Formatter("%(message)s"))
+    handler = _BoundedQueueHandler(queue.Queue(MAX_QUEUED_LINES))
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     handler.addFilter(_redact)
+    _listener = QueueListener(handler.queue, writer)
+    _listener.start()
+    # At exit, after the last line ("stopped"): the thread writes what is queued, then ends.
+    atexit.register(_listener.stop)
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

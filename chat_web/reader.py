@@ -56,6 +56,7 @@ async def read_frames(rt: Runtime, conn: Connection, expires: int) -> None:
     """
     receive = conn.socket.receive
     max_batch = rt.settings.server.max_batch_requests
+    gate = rt.hub.gate
     # Made at the first lone send_message: most connections never send one. Commands still
     # in flight when the peer goes away commit and answer through their callbacks, which
     # send nothing once the connection is closing.
@@ -81,18 +82,33 @@ async def read_frames(rt: Runtime, conn: Connection, expires: int) -> None:
         if conn.closing:
             # Closing (kicked, banned, slow): nothing more is answered.
             continue
-        parsed = parse_frame(text, max_batch)
-        items = parsed.items
-        if not parsed.is_batch and len(items) == 1:
-            call = items[0]
-            if isinstance(call, Call) and call.method == "send_message":
-                if sends is None:
-                    sends = _Pipeline(rt, conn, expires)
-                await sends.add(call)
-                continue
-        if sends is not None:
-            await sends.drain()
-        await _answer(rt, conn, expires, parsed)
+        turn = gate(conn.key)
+        if turn is None:
+            sends = await _handle(rt, conn, expires, parse_frame(text, max_batch), sends)
+            continue
+        async with turn:
+            sends = await _handle(rt, conn, expires, parse_frame(text, max_batch), sends)
+            # Still holding the turn, let the loop go round once: the user's other sockets
+            # queue on the lock meanwhile, so the user gets one frame a turn, not one a socket.
+            await asyncio.sleep(0)
+
+
+async def _handle(
+    rt: Runtime, conn: Connection, expires: int, parsed: Parsed, sends: _Pipeline | None
+) -> _Pipeline | None:
+    """Answer one parsed frame; the connection's pipeline (made at its first lone send)."""
+    items = parsed.items
+    if not parsed.is_batch and len(items) == 1:
+        call = items[0]
+        if isinstance(call, Call) and call.method == "send_message":
+            if sends is None:
+                sends = _Pipeline(rt, conn, expires)
+            await sends.add(call)
+            return sends
+    if sends is not None:
+        await sends.drain()
+    await _answer(rt, conn, expires, parsed)
+    return sends
 
 
 class _Pending:

@@ -43,6 +43,7 @@ class Runtime:
     registrations: WindowCounter | None = None
     room_creations: WindowCounter | None = None
     connections: ConnectionCounter | None = None
+    connects: TokenBucket | None = None
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     # The cost every password check takes: the configured one, or that of the costliest
     # stored hash if higher (chat_core.passwords.check_password).
@@ -74,6 +75,7 @@ class Runtime:
             registrations=WindowCounter(rate.registrations_per_hour, HOUR) if enabled else None,
             room_creations=WindowCounter(rate.rooms_per_hour, HOUR) if enabled else None,
             connections=ConnectionCounter(rate.connections_per_ip) if enabled else None,
+            connects=TokenBucket(rate.connects_per_minute, 60.0) if enabled else None,
             password_cost=max(
                 [settings.auth.bcrypt_rounds]
                 + [

@@ -40,6 +40,8 @@ _HTTP_STATUS: Final = {UNAUTHORIZED: 401, FORBIDDEN: 403, BAD_REQUEST: 400, TOO_
 # A connection whose token has expired is closed with 4401 this long after the expiry if it
 # has sent nothing since (a request after the expiry is answered -32001 first, then closed).
 EXPIRY_GRACE_SECONDS: Final = 2.0
+# A handshake refused for the connect rate waits this long at most before its answer.
+MAX_CONNECT_PAUSE: Final = 1.0
 _encoder = msgspec.json.Encoder()
 
 
@@ -166,10 +168,19 @@ async def chat_socket(socket: WebSocket[Any, Any, Any]) -> None:
         if rt.connections is not None and not rt.connections.try_acquire(address):
             raise _Refusal(TOO_MANY, "too_many_connections", "too many connections from here")
     except _Refusal as refusal:
-        log.info("websocket refused (%s) [addr=%s]", refusal.reason, address)
+        # Debug, as the connection lines: a flood of refused handshakes must not flood the log.
+        log.debug("websocket refused (%s) [addr=%s]", refusal.reason, address)
         await _refuse(socket, refusal, accepted=False)
         return
     try:
+        wait = rt.connects.take(user_key(subject)) if rt.connects is not None else 0.0
+        if wait > 0:
+            # Held before the answer, in one of the address's slots: a connect/close loop
+            # then costs one refused handshake a second a slot, not a core's worth of them.
+            await asyncio.sleep(min(MAX_CONNECT_PAUSE, wait))
+            too_fast = _Refusal(TOO_MANY, "rate_limited", "too many connections opened; slow down")
+            await _refuse(socket, too_fast, accepted=False)
+            return
         await socket.accept()
         try:
             conn = _open(rt, socket, subject, since, address, batching)
@@ -189,7 +200,7 @@ async def chat_socket(socket: WebSocket[Any, Any, Any]) -> None:
             expiry.cancel()
             rt.hub.unregister(conn)
             await conn.finish()
-            conn.log.info("disconnected (code=%s)", conn.close_code)
+            conn.log.debug("disconnected (code=%s)", conn.close_code)
     finally:
         if rt.connections is not None:
             rt.connections.release(address)
@@ -268,7 +279,8 @@ def _open(
             return
         await conn.write_all_now(frames)
 
-    conn.log.info("connected (since=%s, head=%d)", since, snapshot.seq)
+    # Debug: one line per connect and per close would be most of the log under churn.
+    conn.log.debug("connected (since=%s, head=%d)", since, snapshot.seq)
     conn.start_writer(preamble)
     return conn
 

@@ -318,3 +318,22 @@ async def test_a_connection_over_send_queue_bytes_is_closed_with_4008(start_serv
         resumed = await chat.connect(user, since=since)
         params = await resumed.params_of("resync_required")
         assert params["journal_seq"] >= since + 100
+
+
+async def test_connections_opened_per_minute_are_limited_per_user(start_server: Any) -> None:
+    server = start_server({"CHAT__RATE_LIMIT__CONNECTS_PER_MINUTE": "3"})
+    async with server.harness() as chat:
+        user = await chat.new_user("loop")
+        for _ in range(3):
+            await (await chat.connect(user)).close()
+        started = time.monotonic()
+        try:
+            await chat.connect(user)
+        except HandshakeRefused as refused:
+            assert refused.status == 429 and int(refused.headers["retry-after"]) >= 1
+        else:
+            raise AssertionError("a fourth connection within the minute was served")
+        # The refusal waited (the retry time, at most 1 s): a loop gets one try a second.
+        assert time.monotonic() - started >= 0.9
+        other = await chat.new_user("calm")
+        assert (await (await chat.connect(other)).call("ping"))["pong"] is True

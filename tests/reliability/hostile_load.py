@@ -6,7 +6,8 @@ thing at full speed for SECONDS, reconnecting whenever the server closes it:
 - `history`: batches of `get_history` pages of 200 (long messages: the largest answers);
 - `ping`: single pings;
 - `churn`: connect and close at once (presence changes, handshakes).
-Prints one JSON object: what was sent and how the server closed the sockets.
+Prints one JSON object: what was sent and how the server closed the sockets. HOSTILE_KINDS
+(comma-separated) runs only some of the kinds, to tell which one costs what.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import sys
 import time
 from collections import Counter
@@ -24,7 +26,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 CONNECTIONS = 20
 MAX_FRAME = 65536
-KINDS = ("ones", "history", "ping", "churn")
+KINDS = tuple(os.environ.get("HOSTILE_KINDS", "ones,history,ping,churn").split(","))
 
 
 def _frames(kind: str, room: str) -> str:
