@@ -59,7 +59,6 @@ class ChatApp {
       onEnded: (kind, reason) => this.#ended(kind, reason),
     });
     this.conn.start();
-    $("message").focus();
   }
 
   logout(notice = "") {
@@ -299,6 +298,10 @@ class ChatApp {
     await this.refreshRooms();
     if (roomId && this.mine.has(roomId)) await this.openRoom(this.#name(roomId), { quiet: true });
     else if (this.current === null) this.#showRoom();
+    // After login (the form is gone), where to type next; a reconnect leaves the focus alone.
+    if (document.activeElement === document.body || document.activeElement === null) {
+      $(this.current === null ? "room-input" : "message").focus();
+    }
   }
 
   async refreshRooms() {
@@ -504,7 +507,7 @@ class ChatApp {
       const name = $("room-input").value.trim();
       if (!name) return;
       $("room-input").value = "";
-      this.openRoom(name);
+      this.openRoom(name).then(() => $("message").focus());
     });
     $("leave-button").addEventListener("click", async () => {
       const roomId = this.current;
