@@ -353,13 +353,34 @@ class ChatApp {
     this.mine.add(result.room_id);
     const log = this.#log(result.room_id);
     for (const message of result.history) log.addMessage(message);
-    if (!log.loaded) log.hasMore = result.history.length > 0;
+    const first = !log.loaded;
     log.loaded = true;
     this.current = result.room_id;
     this.unread.delete(result.room_id);
     this.members = [];
     this.#showRoom();
     this.refreshMembers();
+    if (first) this.#probeOlder(result.room_id);
+    this.#scheduleRefresh();
+  }
+
+  /** Is there anything before the join's history? One message tells (`has_more` says the rest). */
+  async #probeOlder(roomId) {
+    const log = this.logs.get(roomId);
+    const before = log?.oldestSeq();
+    if (!log || before === null) return;
+    try {
+      const page = await this.conn.request("get_history", {
+        room_id: roomId,
+        before_seq: before,
+        limit: 1,
+      });
+      for (const message of page.messages) log.addMessage(message);
+      log.hasMore = page.has_more;
+      if (roomId === this.current) renderLog(this, { prepended: true });
+    } catch {
+      // Disconnected: the next join probes again.
+    }
   }
 
   #showRoom() {
