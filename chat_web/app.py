@@ -8,6 +8,7 @@ from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 
 from chat_web.http_auth import chat_error_handler, health, login, register
+from chat_web.page import page_router
 from chat_web.runtime import Runtime
 from chat_web.ws_endpoint import chat_socket
 
@@ -17,7 +18,7 @@ def create_app(runtime: Runtime) -> Litestar:
     cors = runtime.settings.server.cors
     origins = ["*"] if cors.allow_any_origin else list(cors.allowed_origins)
     return Litestar(
-        route_handlers=[register, login, health, chat_socket],
+        route_handlers=[register, login, health, chat_socket, page_router()],
         state=State({"runtime": runtime}),
         cors_config=CORSConfig(allow_origins=origins),
         exception_handlers={Exception: chat_error_handler},

@@ -1,0 +1,583 @@
+// The page: log in, then one Connection whose notifications drive the rooms, the log and the
+// members. Sends go through an outbox keyed by client_msg_id, re-sent after every reconnect.
+
+import { AuthError, clearSession, loadSession, login, register, saveSession } from "./auth.js";
+import { Connection, Disconnected } from "./connection.js";
+import { $, el, show } from "./dom.js";
+import { Moderation } from "./moderation.js";
+import { RoomLog } from "./roomlog.js";
+import { renderLog, renderMembers, renderRooms, renderTyping } from "./views.js";
+
+const TYPING_REFRESH_MS = 3000;
+const TYPING_IDLE_MS = 4000;
+
+function newClientId() {
+  const bytes = crypto.getRandomValues(new Uint8Array(12));
+  return `web-${[...bytes].map((b) => b.toString(16).padStart(2, "0")).join("")}`;
+}
+
+class ChatApp {
+  constructor() {
+    this.conn = null;
+    this.me = null;
+    this.moderation = new Moderation(this);
+    this.#reset();
+    this.#wire();
+  }
+
+  #reset() {
+    this.rooms = new Map();
+    this.mine = new Set();
+    this.current = null;
+    this.logs = new Map();
+    this.unread = new Map();
+    this.typing = new Map();
+    this.members = [];
+    this.outbox = new Map();
+    this.announced = new Set();
+    this.ending = null;
+    this.typingSent = 0;
+    this.typingTimer = null;
+    this.refreshTimer = null;
+    this.membersTimer = null;
+  }
+
+  // --- session ----------------------------------------------------------------------------
+
+  start(session) {
+    this.#reset();
+    this.me = { username: session.username, role: session.role };
+    show($("login-view"), false);
+    show($("chat-view"), true);
+    show($("logout"), true);
+    $("whoami").textContent = `${session.username} (${session.role})`;
+    show($("whoami"), true);
+    this.moderation.refresh();
+    this.conn = new Connection(session.token, {
+      onNotification: (method, params) => this.#notify(method, params),
+      onState: (state, info) => this.#showState(state, info),
+      onEnded: (kind, reason) => this.#ended(kind, reason),
+    });
+    this.conn.start();
+  }
+
+  logout(notice = "") {
+    this.conn?.stop();
+    this.conn = null;
+    clearSession();
+    this.#reset();
+    this.members = [];
+    renderRooms(this);
+    renderMembers(this);
+    $("log").replaceChildren();
+    show($("chat-view"), false);
+    show($("logout"), false);
+    show($("whoami"), false);
+    show($("login-view"), true);
+    $("connection").textContent = "Not connected";
+    $("notice").textContent = notice;
+    show($("notice"), notice !== "");
+    $("username").focus();
+  }
+
+  #showState(state, info) {
+    const text = {
+      connecting: "Connecting…",
+      reconnecting: "Reconnecting…",
+      connected: "Connected",
+      waiting: `Connection lost. Reconnecting in ${Math.ceil((info.delay ?? 0) / 1000)} s…`,
+      offline: "Disconnected",
+    }[state];
+    $("connection").textContent = text;
+    $("connection").dataset.state = state;
+  }
+
+  #ended(kind, reason) {
+    const explanations = {
+      kicked: "You were kicked from the chat.",
+      banned: "You are banned from the chat.",
+      unauthenticated: "Your session has ended. Log in again.",
+      refused: "The server refused the connection.",
+      closed: "The server closed the connection.",
+    };
+    const notice = this.ending ?? `${explanations[kind]}${reason ? ` (${reason})` : ""}`;
+    this.logout(notice);
+  }
+
+  // --- notifications ----------------------------------------------------------------------
+
+  #notify(method, p) {
+    const handler = this.handlers[method];
+    if (handler) handler.call(this, p);
+  }
+
+  handlers = {
+    connection_established(p) {
+      this.me.role = p.role;
+      $("whoami").textContent = `${p.username} (${p.role})`;
+      this.moderation.refresh();
+      this.mine = new Set(p.rooms);
+      if (!p.resumed) {
+        for (const log of this.logs.values()) log.clear();
+      }
+      this.#reload(p.resumed ? this.current : (this.current ?? p.current_room));
+      this.#flushOutbox();
+    },
+    resync_required() {
+      for (const log of this.logs.values()) log.clear();
+      this.conn.request("whoami").then((who) => {
+        this.mine = new Set(who.rooms);
+        this.#reload(this.mine.has(this.current) ? this.current : who.current_room);
+      }, () => {});
+    },
+    message_received(p) {
+      const log = this.#log(p.room_id);
+      for (const item of this.outbox.values()) {
+        if (p.username === this.me.username && item.client_msg_id === p.client_msg_id) {
+          this.outbox.delete(item.client_msg_id);
+        }
+      }
+      const added = log.addMessage(p);
+      if (added && p.room_id !== this.current && p.username !== this.me.username) {
+        this.unread.set(p.room_id, (this.unread.get(p.room_id) ?? 0) + 1);
+        renderRooms(this);
+      }
+      this.#stopTypingOf(p.room_id, p.username);
+      if (p.room_id === this.current) renderLog(this);
+    },
+    user_joined(p) {
+      if (p.username === this.me.username) this.mine.add(p.room_id);
+      this.#setCount(p.room_id, p.user_count);
+      this.#event(p, `${p.username} joined`);
+    },
+    user_left(p) {
+      const how = { left: "left", kicked: "was kicked", banned: "was banned" }[p.reason] ?? "left";
+      this.#setCount(p.room_id, p.user_count);
+      this.#event(p, `${p.username} ${how}`);
+      if (p.username === this.me.username) this.#lostRoom(p.room_id, null);
+    },
+    user_kicked(p) {
+      const by = `by ${p.by}${p.reason ? `: ${p.reason}` : ""}`;
+      if (p.username === this.me.username) {
+        if (p.room_id === null) {
+          this.ending = `You were kicked from the chat ${by}.`;
+        } else {
+          this.#lostRoom(p.room_id, `You were kicked from #${this.#name(p.room_id)} ${by}.`);
+        }
+      } else if (p.room_id === null || p.room_id === this.current) {
+        this.#notice(`${p.username} was kicked ${by}.`);
+      }
+    },
+    user_banned(p) {
+      const until = p.until ? `until ${new Date(p.until).toLocaleString()}` : "until unbanned";
+      const by = `by ${p.by}${p.reason ? `: ${p.reason}` : ""}`;
+      if (p.username === this.me.username) {
+        this.ending = `You were banned ${until} ${by}.`;
+      } else {
+        this.moderation.prefillUnban(p.username);
+        this.#notice(`${p.username} was banned ${until} ${by}.`);
+      }
+    },
+    user_unbanned(p) {
+      this.#notice(`${p.username} was unbanned by ${p.by}.`);
+    },
+    role_changed(p) {
+      if (p.username === this.me.username) {
+        this.me.role = p.role;
+        $("whoami").textContent = `${this.me.username} (${p.role})`;
+        this.moderation.refresh();
+        this.#notice(`${p.by} made you ${p.role}.`);
+      }
+      this.refreshMembers();
+    },
+    system_announcement(p) {
+      if (this.announced.has(p.seq)) return;
+      this.announced.add(p.seq);
+      const banner = el(
+        "div",
+        { class: `announcement ${p.level}`, role: "alert" },
+        el("strong", {}, p.level === "info" ? "Announcement" : p.level.toUpperCase()),
+        " ",
+        el("span", {}, p.message),
+        " ",
+        el("span", { class: "by" }, `(${p.by})`),
+        el(
+          "button",
+          { type: "button", class: "link", onclick: () => banner.remove() },
+          "Dismiss",
+        ),
+      );
+      $("announcements").append(banner);
+    },
+    room_created(p) {
+      if (!this.rooms.has(p.room_id)) {
+        this.rooms.set(p.room_id, { ...p, user_count: 0, online_count: 0 });
+      }
+      renderRooms(this);
+      this.#scheduleRefresh();
+    },
+    room_deleted(p) {
+      this.rooms.delete(p.room_id);
+      this.logs.delete(p.room_id);
+      if (this.mine.has(p.room_id)) {
+        this.#lostRoom(p.room_id, `#${p.room_name} was deleted by ${p.by}.`);
+      }
+      renderRooms(this);
+    },
+    presence_changed(p) {
+      if (this.members.some((m) => m.username === p.username)) {
+        this.members = this.members.map((m) =>
+          m.username === p.username ? { ...m, online: p.online } : m,
+        );
+        renderMembers(this);
+      }
+      this.#scheduleRefresh();
+    },
+    user_started_typing(p) {
+      if (!this.typing.has(p.room_id)) this.typing.set(p.room_id, new Set());
+      this.typing.get(p.room_id).add(p.username);
+      renderTyping(this);
+    },
+    user_stopped_typing(p) {
+      this.#stopTypingOf(p.room_id, p.username);
+    },
+  };
+
+  #log(roomId) {
+    if (!this.logs.has(roomId)) this.logs.set(roomId, new RoomLog());
+    return this.logs.get(roomId);
+  }
+
+  #name(roomId) {
+    return this.rooms.get(roomId)?.room_name ?? roomId;
+  }
+
+  #event(p, text) {
+    const log = this.logs.get(p.room_id);
+    if (log?.loaded) log.addEvent(p.seq, text, p.timestamp);
+    if (p.room_id === this.current) {
+      renderLog(this);
+      this.refreshMembers();
+    }
+  }
+
+  #setCount(roomId, count) {
+    const room = this.rooms.get(roomId);
+    if (room) room.user_count = count;
+    renderRooms(this);
+    this.#scheduleRefresh();
+  }
+
+  #stopTypingOf(roomId, username) {
+    if (this.typing.get(roomId)?.delete(username)) renderTyping(this);
+  }
+
+  #notice(text) {
+    $("room-notice").textContent = text;
+    show($("room-notice"), text !== "");
+  }
+
+  #lostRoom(roomId, why) {
+    this.mine.delete(roomId);
+    for (const item of [...this.outbox.values()]) {
+      if (item.room_id === roomId) this.outbox.delete(item.client_msg_id);
+    }
+    if (why) this.#notice(why);
+    if (roomId === this.current) {
+      this.current = null;
+      const next = [...this.mine].sort()[0];
+      if (next) this.openRoom(this.#name(next));
+      else this.#showRoom();
+    }
+    renderRooms(this);
+  }
+
+  // --- loading ----------------------------------------------------------------------------
+
+  async #reload(roomId) {
+    await this.refreshRooms();
+    if (roomId && this.mine.has(roomId)) await this.openRoom(this.#name(roomId), { quiet: true });
+    else if (this.current === null) this.#showRoom();
+    // After login (the form is gone), where to type next; a reconnect leaves the focus alone.
+    if (document.activeElement === document.body || document.activeElement === null) {
+      $(this.current === null ? "room-input" : "message").focus();
+    }
+  }
+
+  async refreshRooms() {
+    try {
+      const { rooms } = await this.conn.request("list_rooms");
+      this.rooms = new Map(rooms.map((room) => [room.room_id, room]));
+      renderRooms(this);
+    } catch {
+      // Disconnected: the next connection reloads.
+    }
+  }
+
+  #scheduleRefresh() {
+    if (this.refreshTimer) return;
+    this.refreshTimer = setTimeout(() => {
+      this.refreshTimer = null;
+      this.refreshRooms();
+    }, 500);
+  }
+
+  refreshMembers() {
+    clearTimeout(this.membersTimer);
+    this.membersTimer = setTimeout(async () => {
+      const roomId = this.current;
+      if (!roomId) return;
+      try {
+        const { members } = await this.conn.request("list_members", { room_id: roomId });
+        if (roomId !== this.current) return;
+        this.members = members;
+        renderMembers(this);
+      } catch {
+        // Disconnected, or no longer a member: a later event refreshes.
+      }
+    }, 150);
+  }
+
+  /** Joins (or re-joins) a room and shows it, with its latest history. */
+  async openRoom(roomName, { quiet = false } = {}) {
+    let result;
+    try {
+      result = await this.conn.request("join_room", { room_name: roomName });
+    } catch (error) {
+      if (!(error instanceof Disconnected)) this.#notice(`Cannot join #${roomName}: ${error.message}`);
+      return;
+    }
+    if (!quiet) this.#notice("");
+    const room = this.rooms.get(result.room_id) ?? { online_count: 1 };
+    this.rooms.set(result.room_id, { ...room, ...result });
+    this.mine.add(result.room_id);
+    const log = this.#log(result.room_id);
+    for (const message of result.history) log.addMessage(message);
+    const first = !log.loaded;
+    log.loaded = true;
+    this.current = result.room_id;
+    this.unread.delete(result.room_id);
+    this.members = [];
+    this.#showRoom();
+    this.refreshMembers();
+    if (first) this.#probeOlder(result.room_id);
+    this.#scheduleRefresh();
+  }
+
+  /** Is there anything before the join's history? One message tells (`has_more` says the rest). */
+  async #probeOlder(roomId) {
+    const log = this.logs.get(roomId);
+    const before = log?.oldestSeq();
+    if (!log || before === null) return;
+    try {
+      const page = await this.conn.request("get_history", {
+        room_id: roomId,
+        before_seq: before,
+        limit: 1,
+      });
+      for (const message of page.messages) log.addMessage(message);
+      log.hasMore = page.has_more;
+      if (roomId === this.current) renderLog(this, { prepended: true });
+    } catch {
+      // Disconnected: the next join probes again.
+    }
+  }
+
+  #showRoom() {
+    const room = this.rooms.get(this.current);
+    $("room-title").textContent = room ? `#${room.room_name}` : "No room: join one";
+    show($("leave-button"), room !== undefined);
+    this.moderation.refresh();
+    this.moderation.close();
+    renderRooms(this);
+    renderLog(this);
+    renderTyping(this);
+    renderMembers(this);
+  }
+
+  async loadOlder() {
+    const roomId = this.current;
+    const log = this.logs.get(roomId);
+    if (!log || !log.hasMore || log.loading) return;
+    const before = log.oldestSeq();
+    if (before === null) {
+      log.hasMore = false;
+      renderLog(this);
+      return;
+    }
+    log.loading = true;
+    try {
+      const page = await this.conn.request("get_history", {
+        room_id: roomId,
+        before_seq: before,
+        limit: 50,
+      });
+      for (const message of page.messages) log.addMessage(message);
+      log.hasMore = page.has_more;
+      if (roomId === this.current) renderLog(this, { prepended: true });
+    } catch {
+      // Disconnected: scrolling again retries.
+    } finally {
+      log.loading = false;
+    }
+  }
+
+  // --- sending ----------------------------------------------------------------------------
+
+  send(text) {
+    if (!this.current || text.trim() === "") return;
+    const item = { client_msg_id: newClientId(), room_id: this.current, text, error: null };
+    this.outbox.set(item.client_msg_id, item);
+    renderLog(this);
+    $("log").scrollTop = $("log").scrollHeight;
+    this.typingSent = 0;
+    this.#deliver(item);
+  }
+
+  discard(item) {
+    this.outbox.delete(item.client_msg_id);
+    renderLog(this);
+  }
+
+  #flushOutbox() {
+    for (const item of this.outbox.values()) {
+      if (!item.error) this.#deliver(item);
+    }
+  }
+
+  async #deliver(item) {
+    if (!this.conn?.ready || item.sending) return;
+    item.sending = true;
+    try {
+      const ack = await this.conn.request("send_message", {
+        room_id: item.room_id,
+        text: item.text,
+        client_msg_id: item.client_msg_id,
+      });
+      if (!this.outbox.has(item.client_msg_id)) return;
+      this.outbox.delete(item.client_msg_id);
+      // The ack came before the notification: show it now; the notification is then a repeat.
+      this.#log(item.room_id).addMessage({
+        message_id: ack.message_id,
+        seq: ack.seq,
+        room_id: ack.room_id,
+        username: this.me.username,
+        text: item.text,
+        timestamp: ack.timestamp,
+        client_msg_id: item.client_msg_id,
+      });
+    } catch (error) {
+      if (error instanceof Disconnected) return; // re-sent on the next connection
+      if (error.reason === "rate_limited") {
+        const wait = error.data.retry_after_ms ?? 1000;
+        setTimeout(() => this.#deliver(item), wait);
+        return;
+      }
+      item.error = error.message;
+    } finally {
+      item.sending = false;
+      if (item.room_id === this.current) renderLog(this);
+    }
+  }
+
+  #typing() {
+    if (!this.current) return;
+    const now = Date.now();
+    if (now - this.typingSent > TYPING_REFRESH_MS) {
+      this.typingSent = now;
+      this.conn?.notify("start_typing", { room_id: this.current });
+    }
+    clearTimeout(this.typingTimer);
+    const roomId = this.current;
+    this.typingTimer = setTimeout(() => {
+      this.typingSent = 0;
+      this.conn?.notify("stop_typing", { room_id: roomId });
+    }, TYPING_IDLE_MS);
+  }
+
+  // --- wiring -----------------------------------------------------------------------------
+
+  #wire() {
+    const credentials = () => [$("username").value.trim(), $("password").value];
+    const authenticate = async (how) => {
+      const [username, password] = credentials();
+      show($("login-error"), false);
+      if (!username || !password) {
+        this.#loginError("Enter a username and a password.");
+        return;
+      }
+      try {
+        const session = await how(username, password);
+        saveSession(session);
+        $("password").value = "";
+        show($("notice"), false);
+        this.start(session);
+      } catch (error) {
+        this.#loginError(error instanceof AuthError ? error.message : String(error));
+      }
+    };
+    $("login-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      authenticate(login);
+    });
+    $("register-button").addEventListener("click", () => authenticate(register));
+    $("logout").addEventListener("click", () => this.logout("You logged out."));
+
+    $("join-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      const name = $("room-input").value.trim();
+      if (!name) return;
+      $("room-input").value = "";
+      this.openRoom(name).then(() => $("message").focus());
+    });
+    $("leave-button").addEventListener("click", async () => {
+      const roomId = this.current;
+      try {
+        await this.conn.request("leave_room", { room_id: roomId });
+        this.#lostRoom(roomId, `You left #${this.#name(roomId)}.`);
+      } catch (error) {
+        this.#notice(`Cannot leave: ${error.message}`);
+      }
+    });
+    $("delete-room-button").addEventListener("click", async () => {
+      const roomId = this.current;
+      if (!roomId) return;
+      try {
+        await this.conn.request("delete_room", { room_id: roomId });
+      } catch (error) {
+        this.#notice(`Cannot delete #${this.#name(roomId)}: ${error.message}`);
+      }
+    });
+
+    const message = $("message");
+    $("composer").addEventListener("submit", (event) => {
+      event.preventDefault();
+      this.send(message.value);
+      message.value = "";
+    });
+    message.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+        event.preventDefault();
+        $("composer").requestSubmit();
+      }
+    });
+    message.addEventListener("input", () => {
+      if (message.value !== "") this.#typing();
+    });
+
+    $("older-button").addEventListener("click", () => this.loadOlder());
+    $("log").addEventListener("scroll", () => {
+      if ($("log").scrollTop < 40) this.loadOlder();
+    });
+  }
+
+  #loginError(text) {
+    $("login-error").textContent = text;
+    show($("login-error"), true);
+  }
+}
+
+const app = new ChatApp();
+const session = loadSession();
+if (session) app.start(session);
+else $("username").focus();
