@@ -58,6 +58,14 @@ _USERNAME_SCHEMA: Final = KwargDefinition(
     pattern="^[A-Za-z0-9_.-]{3,32}$", min_length=3, max_length=32
 )
 _PASSWORD_SCHEMA: Final = KwargDefinition(min_length=8, max_length=128)
+# Narrower than the rule (which also takes names of letters beyond ASCII): a name the schema
+# allows is always accepted. No control characters (but tab and newline), one visible ASCII
+# character at least.
+_DISPLAY_NAME_SCHEMA: Final = KwargDefinition(
+    min_length=1,
+    max_length=64,
+    pattern=r"^[^\x00-\x08\x0b-\x1f\x7f-\x9f]*[!-~][^\x00-\x08\x0b-\x1f\x7f-\x9f]*$",
+)
 # Largest body of an /auth request: ample for a username, a password and a display name, and
 # small enough that a flood of requests cannot hold much memory (larger: 413 body_too_large).
 MAX_AUTH_BODY_BYTES: Final = 4096
@@ -66,7 +74,7 @@ MAX_AUTH_BODY_BYTES: Final = 4096
 class RegisterBody(msgspec.Struct, kw_only=True):
     username: Annotated[str, _USERNAME_SCHEMA]
     password: Annotated[str, _PASSWORD_SCHEMA]
-    display_name: str | None = None
+    display_name: Annotated[str, _DISPLAY_NAME_SCHEMA] | None = None
 
 
 class LoginBody(msgspec.Struct, kw_only=True):
