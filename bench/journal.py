@@ -11,7 +11,7 @@ shared and noisy: read the ratios, not the absolute rates):
    `executemany` batches of the same rows, same schema (same migrations), same PRAGMAs,
    batch size = the processor's average observed batch.  Run with and without
    `client_msg_id` (with it, every batch also pays the idempotent-retry look-up).
-2. replay: `chat_core.replay.replay` of a generated journal against a raw scan (sqlite3 read
+2. replay: `chat_core.journal.replay.replay` of a generated journal against a raw scan (sqlite3 read
    of every row + msgspec decode of each payload into the Event union); plus cold start:
    Journal.open(migrate=True) + replay in a fresh subprocess.
 
@@ -41,15 +41,15 @@ from typing import Any
 
 import msgspec
 
-from chat_core import codec
-from chat_core import commands as c
-from chat_core import events as e
-from chat_core.journal import Journal
-from chat_core.migrate import head_revision, upgrade
+from chat_core.domain import codec
+from chat_core.domain import commands as c
+from chat_core.domain import events as e
+from chat_core.domain.state import initial_state
+from chat_core.journal.migrate import head_revision, upgrade
+from chat_core.journal.replay import replay
+from chat_core.journal.sqlite import Journal
+from chat_core.journal.tables import INSERT_SQL
 from chat_core.processor import CommandProcessor
-from chat_core.replay import replay
-from chat_core.state import initial_state
-from chat_core.tables import INSERT_SQL
 
 BENCH_DIR = Path(__file__).resolve().parent
 DATA_DIR = BENCH_DIR / "data"
@@ -500,8 +500,8 @@ async def _replay_once(path: Path) -> tuple[int, float]:
 _COLD = r"""
 import asyncio, json, sys, time
 t0 = time.perf_counter()
-from chat_core.journal import Journal
-from chat_core.replay import replay
+from chat_core.journal.sqlite import Journal
+from chat_core.journal.replay import replay
 t1 = time.perf_counter()
 async def main():
     journal = await Journal.open(sys.argv[1], migrate=True)

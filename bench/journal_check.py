@@ -3,7 +3,7 @@
     .venv/bin/python bench/journal_check.py [--events 1000000] [--repeats 3]
 
 Each run is a fresh subprocess (imports, Journal.open(migrate=True), then either `replay` or
-`chat_core.journal_check.checked_replay`, which runs `PRAGMA quick_check` and the table's count
+`chat_core.journal.check.checked_replay`, which runs `PRAGMA quick_check` and the table's count
 on a second connection while replay folds), on the cached journal of bench/journal.py, best of
 `--repeats`, interleaved. Also the checks alone: quick_check, integrity_check (what
 `chat-cli replay --verify` runs) and the count. The bar: a 1M-event cold start under 3 s.
@@ -26,9 +26,9 @@ import journal as journal_bench
 _COLD = r"""
 import asyncio, json, sys, time
 t0 = time.perf_counter()
-from chat_core.journal import Journal
-from chat_core.journal_check import checked_replay
-from chat_core.replay import replay
+from chat_core.journal.sqlite import Journal
+from chat_core.journal.check import checked_replay
+from chat_core.journal.replay import replay
 async def main():
     journal = await Journal.open(sys.argv[1], migrate=True)
     t1 = time.perf_counter()

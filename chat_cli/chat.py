@@ -26,7 +26,7 @@ from chat_cli import ui
 from chat_cli.prompt import InputLine
 from chat_cli.session import ConnectionLost, Ended, Notice, RpcError, Session, SessionEnded, Status
 from chat_cli.visible import visible, visible_text
-from chat_core.rules import room_key
+from chat_core.domain.rules import room_key
 
 EXIT_FOR_END = {"kicked": 3, "banned": 4, "closed": 0}
 TYPING_RESEND_SECONDS = 3.0  # below the server's 5 s expiry, so a long draft keeps showing

@@ -2,7 +2,7 @@
 
 The journal is opened read-only (`Journal.open(url, readonly=True)`: SQLite `mode=ro`, no
 migration, no lock), so the tool is safe on a live server's file. The summary state is folded
-by `chat_core.replay.replay`, the very fold the server runs at start-up, so what this prints
+by `chat_core.journal.replay.replay`, the very fold the server runs at start-up, so what this prints
 is what the server would hold. The per-tag counts and times come from a second, cheap pass
 over the raw rows (no decoding), bounded by the folded head so both passes see the same rows
 even while the server appends.
@@ -25,17 +25,17 @@ from sqlalchemy.exc import DBAPIError
 
 from chat_cli.verify import verification_text, verify
 from chat_cli.visible import visible_json, visible_lines
-from chat_core import codec
-from chat_core import events as e
+from chat_core.domain import codec
+from chat_core.domain import events as e
+from chat_core.domain.rules import room_key
+from chat_core.domain.state import ChatState, active_ban, member_names
 from chat_core.errors import ChatError, DamagedJournal, UnsupportedJournal
-from chat_core.journal import Journal
-from chat_core.journal_port import JournalPort
-from chat_core.paths import sqlite_file
-from chat_core.replay import replay
-from chat_core.rules import room_key
-from chat_core.settings import database_url
-from chat_core.settings_sources import load_settings
-from chat_core.state import ChatState, active_ban, member_names
+from chat_core.journal.port import JournalPort
+from chat_core.journal.replay import replay
+from chat_core.journal.sqlite import Journal
+from chat_core.settings.paths import sqlite_file
+from chat_core.settings.schema import database_url
+from chat_core.settings.sources import load_settings
 
 # Journals shorter than this replay in well under a second: a progress bar would only flicker.
 PROGRESS_THRESHOLD = 50_000

@@ -6,7 +6,7 @@ import uuid
 
 from chat_cli.auth import login_hint
 from chat_cli.session import ConnectionLost, RpcError, Session, SessionEnded
-from chat_core.rules import room_key
+from chat_core.domain.rules import room_key
 
 EXIT_FOR_END = {"kicked": 3, "banned": 4}
 

@@ -16,12 +16,12 @@ from pathlib import Path
 import msgspec
 from sqlalchemy.exc import DBAPIError
 
+from chat_core.domain.evolve import evolve
+from chat_core.domain.state import initial_state
 from chat_core.errors import ChatError
-from chat_core.evolve import evolve
-from chat_core.journal_check import file_problems, last_seq
-from chat_core.journal_port import JournalPort
-from chat_core.paths import sqlite_file
-from chat_core.state import initial_state
+from chat_core.journal.check import file_problems, last_seq
+from chat_core.journal.port import JournalPort
+from chat_core.settings.paths import sqlite_file
 
 Progress = Callable[[int], None]
 

@@ -29,14 +29,14 @@ from typing import Protocol
 
 import msgspec
 
-from chat_core import commands as c
-from chat_core import events as e
-from chat_core.audience import Audience, audience
-from chat_core.decider import decide
+from chat_core.domain import commands as c
+from chat_core.domain import events as e
+from chat_core.domain.audience import Audience, audience
+from chat_core.domain.decider import decide
+from chat_core.domain.evolve import evolve
+from chat_core.domain.state import ChatState
 from chat_core.errors import ChatError, InternalError
-from chat_core.evolve import evolve
-from chat_core.journal_port import JournalPort
-from chat_core.state import ChatState
+from chat_core.journal.port import JournalPort
 
 log = logging.getLogger(__name__)
 

@@ -7,10 +7,10 @@ from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 
-from chat_web.http_auth import chat_error_handler, health, login, register
+from chat_web.http.auth import chat_error_handler, health, login, register
 from chat_web.page import page_router
 from chat_web.runtime import Runtime
-from chat_web.ws_endpoint import chat_socket
+from chat_web.ws.endpoint import chat_socket
 
 
 def create_app(runtime: Runtime) -> Litestar:

@@ -13,8 +13,8 @@ from typing import Annotated
 import typer
 
 from chat_core.errors import ChatError
-from chat_core.settings import SettingsError
-from chat_core.settings_sources import load_settings
+from chat_core.settings.schema import SettingsError
+from chat_core.settings.sources import load_settings
 from chat_web.logging_setup import setup_logging
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="The chat server.")

@@ -17,10 +17,10 @@ from typing import Any
 
 import msgspec
 
-from chat_core import commands as c
-from chat_core.decider import decide, existing_room
-from chat_core.rpc import encode_notification
-from chat_core.rules import user_key
+from chat_core.domain import commands as c
+from chat_core.domain.decider import decide, existing_room
+from chat_core.domain.rules import user_key
+from chat_core.protocol.rpc import encode_notification
 from chat_web.runtime import Runtime
 
 

@@ -11,19 +11,19 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from chat_core import commands as c
-from chat_core import events as e
-from chat_core import rpc_params as p
-from chat_core import views
-from chat_core.decider import authorize, decide, existing_room, member_room
+from chat_core.domain import commands as c
+from chat_core.domain import events as e
+from chat_core.domain import views
+from chat_core.domain.decider import authorize, decide, existing_room, member_room
+from chat_core.domain.rules import room_key, user_key
 from chat_core.errors import InvalidParams, RateLimited
 from chat_core.processor import Outcome
-from chat_core.rpc import Call
-from chat_core.rules import room_key, user_key
-from chat_web.connection import Connection
+from chat_core.protocol import params as p
+from chat_core.protocol.rpc import Call
 from chat_web.limits import WindowCounter
 from chat_web.live import send_live
 from chat_web.runtime import Runtime
+from chat_web.ws.connection import Connection
 
 MAX_HISTORY_PAGE: Final = 200
 # After a request refused by the request budget, the connection's next frame is read this

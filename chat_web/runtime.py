@@ -8,13 +8,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from chat_core.domain.rules import Limits
 from chat_core.errors import RateLimited
-from chat_core.journal_port import JournalPort
+from chat_core.journal.port import JournalPort
 from chat_core.passwords import check_password, dummy_verify, hash_cost, hash_password
 from chat_core.processor import CommandProcessor
-from chat_core.rules import Limits
-from chat_core.settings import Settings
-from chat_web.hub import Hub
+from chat_core.settings.schema import Settings
+from chat_web.hub.fanout import Hub
 from chat_web.limits import ConnectionCounter, TokenBucket, WindowCounter
 
 _T = TypeVar("_T")

@@ -11,10 +11,10 @@ import asyncio
 import logging
 from datetime import UTC, datetime
 
-from chat_core.commands import CreateRoom, DisableAccount, EnsureAccount
+from chat_core.domain.commands import CreateRoom, DisableAccount, EnsureAccount
+from chat_core.domain.rules import SYSTEM_ACTOR, Role, is_disabled, user_key
 from chat_core.passwords import hash_password, verify_password
-from chat_core.rules import SYSTEM_ACTOR, Role, is_disabled, user_key
-from chat_core.settings import DEMO_USERS, Settings
+from chat_core.settings.schema import DEMO_USERS, Settings
 from chat_web.runtime import Runtime
 
 log = logging.getLogger(__name__)

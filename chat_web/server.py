@@ -19,22 +19,22 @@ from typing import Any
 
 import uvicorn
 
-from chat_core.journal import Journal
-from chat_core.journal_check import checked_replay
-from chat_core.paths import check_writable, ensure_dir, ensure_sqlite_file
+from chat_core.domain.state import ChatState
+from chat_core.journal.check import checked_replay
+from chat_core.journal.replay import replay
+from chat_core.journal.sqlite import Journal
 from chat_core.processor import CommandProcessor
-from chat_core.replay import replay
-from chat_core.settings import (
+from chat_core.settings.paths import check_writable, ensure_dir, ensure_sqlite_file
+from chat_core.settings.schema import (
     Settings,
     data_dir,
     database_url,
     resolve_jwt_secret,
     sqlite_path,
 )
-from chat_core.state import ChatState
 from chat_web.app import create_app
-from chat_web.http_deadline import deadline_protocol
-from chat_web.hub import Hub
+from chat_web.http.deadline import deadline_protocol
+from chat_web.hub.fanout import Hub
 from chat_web.runtime import Runtime
 from chat_web.seed import seed
 

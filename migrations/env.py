@@ -10,7 +10,7 @@ from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from chat_core.tables import metadata
+from chat_core.journal.tables import metadata
 
 config = context.config
 if config.config_file_name is not None and not config.attributes.get("url"):
@@ -24,12 +24,12 @@ def _url() -> str:
     url = config.attributes.get("url") or config.get_main_option("sqlalchemy.url")
     if url:
         return str(url)
-    from chat_core.settings import database_url
-    from chat_core.settings_sources import load_settings
+    from chat_core.settings.schema import database_url
+    from chat_core.settings.sources import load_settings
 
     settings = load_settings()
     settings_url = database_url(settings)
-    from chat_core.paths import ensure_sqlite_file
+    from chat_core.settings.paths import ensure_sqlite_file
 
     ensure_sqlite_file(settings_url)
     return settings_url

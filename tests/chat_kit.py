@@ -13,15 +13,15 @@ from pathlib import Path
 import pytest
 from hypothesis import strategies as st
 
-from chat_core import commands as c
-from chat_core import events as e
-from chat_core.decider import decide
+from chat_core.domain import commands as c
+from chat_core.domain import events as e
+from chat_core.domain.decider import decide
+from chat_core.domain.evolve import evolve
+from chat_core.domain.rules import Limits
+from chat_core.domain.state import ChatState, initial_state
 from chat_core.errors import ChatError
-from chat_core.evolve import evolve
-from chat_core.journal_port import JournalPort, StoredRow
-from chat_core.memory_journal import MemoryJournal
-from chat_core.rules import Limits
-from chat_core.state import ChatState, initial_state
+from chat_core.journal.memory import MemoryJournal
+from chat_core.journal.port import JournalPort, StoredRow
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 LIMITS = Limits(max_message_length=20, max_room_name_length=12, max_users_per_room=4)
@@ -267,9 +267,9 @@ class LiveCore:
         return self.loop.run_until_complete(coro)
 
     def _open(self, *, migrate: bool) -> None:
-        from chat_core.journal import Journal
+        from chat_core.journal.replay import replay
+        from chat_core.journal.sqlite import Journal
         from chat_core.processor import CommandProcessor
-        from chat_core.replay import replay
 
         if self.url.startswith("memory:"):
             if self._memory is None:
@@ -289,7 +289,7 @@ class LiveCore:
         return self.run(self.processor.submit(command))
 
     def replayed(self) -> ChatState:
-        from chat_core.replay import replay
+        from chat_core.journal.replay import replay
 
         return self.run(replay(self.journal, history_window=self.history_window))[0]
 
@@ -333,7 +333,7 @@ def plant_old_messages(db_path: Path, room_name: str, *texts: str) -> None:
 
     Appended through the real `Journal` API, past the decider, before any server opens it.
     """
-    from chat_core.journal import Journal
+    from chat_core.journal.sqlite import Journal
 
     room_id = room_name.lower()
     events: list[e.Event] = [

@@ -19,11 +19,11 @@ import pexpect
 import pytest
 
 from chat_cli.replay import PROGRESS_THRESHOLD
-from chat_core import commands as c
-from chat_core import events as e
-from chat_core.journal import Journal
+from chat_core.domain import commands as c
+from chat_core.domain import events as e
+from chat_core.domain.state import ChatState, active_ban, initial_state, member_names
+from chat_core.journal.sqlite import Journal
 from chat_core.processor import CommandProcessor
-from chat_core.state import ChatState, active_ban, initial_state, member_names
 from chat_kit import CLIPBOARD, CLIPBOARD_SHOWN, FORGED, FORGED_SHOWN, plant_old_messages
 
 CLI = [sys.executable, "-m", "chat_cli"]
@@ -337,7 +337,7 @@ def test_conflicting_sources_are_a_usage_error(tmp_path: Path) -> None:
 def test_a_long_replay_shows_a_progress_bar_on_a_terminal_only(tmp_path: Path) -> None:
     """Above PROGRESS_THRESHOLD events, a terminal gets a transient bar on stderr; a pipe never."""
 
-    from chat_core import events as e
+    from chat_core.domain import events as e
 
     path = tmp_path / "long.db"
     n = PROGRESS_THRESHOLD + 1_000

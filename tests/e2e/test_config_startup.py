@@ -11,7 +11,7 @@ import pytest
 from conftest import ServerProcess
 from helpers import Harness
 
-from chat_core.settings import JWT_SECRET_FILE
+from chat_core.settings.schema import JWT_SECRET_FILE
 
 SECRET = "startup-test-secret-" + "q" * 32
 

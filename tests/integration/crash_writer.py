@@ -9,10 +9,10 @@ import json
 import sys
 from datetime import UTC, datetime
 
-from chat_core import commands as c
-from chat_core.journal import Journal
+from chat_core.domain import commands as c
+from chat_core.journal.replay import replay
+from chat_core.journal.sqlite import Journal
 from chat_core.processor import CommandProcessor
-from chat_core.replay import replay
 
 BATCH = 5
 

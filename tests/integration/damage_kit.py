@@ -9,8 +9,8 @@ import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
-from chat_core import events as e
-from chat_core.journal import Journal
+from chat_core.domain import events as e
+from chat_core.journal.sqlite import Journal
 from chat_kit import T0
 
 DAMAGE_BYTES = 400

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from chat_core import events as e
+from chat_core.domain import events as e
 from chat_core.errors import CorruptJournal, UnsupportedJournal
-from chat_core.journal import Journal
-from chat_core.replay import replay
+from chat_core.journal.replay import replay
+from chat_core.journal.sqlite import Journal
 from chat_kit import T0
 
 

@@ -13,9 +13,9 @@ import sys
 import time
 from pathlib import Path
 
-from chat_core import events as e
-from chat_core.journal import Journal
-from chat_core.replay import replay
+from chat_core.domain import events as e
+from chat_core.journal.replay import replay
+from chat_core.journal.sqlite import Journal
 
 WRITER = Path(__file__).with_name("crash_writer.py")
 ROOT = Path(__file__).resolve().parents[2]

@@ -9,17 +9,17 @@ import sqlite3
 import msgspec
 import pytest
 
-from chat_core import codec
-from chat_core import commands as c
-from chat_core import events as e
+from chat_core.domain import codec
+from chat_core.domain import commands as c
+from chat_core.domain import events as e
+from chat_core.domain.evolve import evolve
+from chat_core.domain.state import initial_state
 from chat_core.errors import JournalConflict, UnsupportedJournal
-from chat_core.evolve import evolve
-from chat_core.journal import Journal
-from chat_core.journal_port import JournalPort, StoredRow
-from chat_core.memory_journal import MemoryJournal
-from chat_core.paths import sqlite_file
-from chat_core.replay import replay
-from chat_core.state import initial_state
+from chat_core.journal.memory import MemoryJournal
+from chat_core.journal.port import JournalPort, StoredRow
+from chat_core.journal.replay import replay
+from chat_core.journal.sqlite import Journal
+from chat_core.settings.paths import sqlite_file
 from chat_kit import T0, at, run_pure, timed
 
 

@@ -12,8 +12,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Column, MetaData, Text, create_engine
 
-from chat_core.migrate import head_revision
-from chat_core.tables import metadata
+from chat_core.journal.migrate import head_revision
+from chat_core.journal.tables import metadata
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -80,11 +80,11 @@ def test_the_migrations_and_the_table_definitions_agree(tmp_path):
 
 
 def test_the_revisions_start_up_knows_are_alembics_own():
-    # Start-up checks a journal's revision against chat_core.migrate.REVISIONS without
+    # Start-up checks a journal's revision against chat_core.journal.migrate.REVISIONS without
     # importing alembic: the list must be exactly the migrations, oldest first.
     from alembic.script import ScriptDirectory
 
-    from chat_core.migrate import REVISIONS, alembic_config
+    from chat_core.journal.migrate import REVISIONS, alembic_config
 
     script = ScriptDirectory.from_config(alembic_config(""))
     walked = [rev.revision for rev in script.walk_revisions()]  # newest first

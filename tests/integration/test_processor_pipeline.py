@@ -10,13 +10,13 @@ from collections.abc import Sequence
 
 import pytest
 
-from chat_core import commands as c
-from chat_core import events as e
+from chat_core.domain import commands as c
+from chat_core.domain import events as e
+from chat_core.domain.state import ChatState
 from chat_core.errors import InternalError, JournalError, UsernameTaken
-from chat_core.journal import Journal
+from chat_core.journal.replay import replay
+from chat_core.journal.sqlite import Journal
 from chat_core.processor import CommandProcessor, Delivery, Outcome
-from chat_core.replay import replay
-from chat_core.state import ChatState
 from chat_kit import HASH, T0
 
 HISTORY = 3

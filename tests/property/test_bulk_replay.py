@@ -20,13 +20,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chat_core import codec
-from chat_core import events as e
+from chat_core.domain import codec
+from chat_core.domain import events as e
+from chat_core.domain.evolve import fold
+from chat_core.domain.state import ChatState, initial_state
 from chat_core.errors import ChatError, CorruptJournal
-from chat_core.evolve import fold
-from chat_core.journal import Journal
-from chat_core.replay import replay
-from chat_core.state import ChatState, initial_state
+from chat_core.journal.replay import replay
+from chat_core.journal.sqlite import Journal
 from chat_kit import COMMANDS, HASH, T0, LiveCore, timed
 
 ROOMS = ("general", "random", "r3")

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chat_core import codec
-from chat_core import events as e
+from chat_core.domain import codec
+from chat_core.domain import events as e
 
 UTC_TIMES = st.datetimes(
     min_value=datetime(1970, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)

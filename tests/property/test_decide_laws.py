@@ -8,12 +8,12 @@ import copy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chat_core import events as e
-from chat_core.audience import UserView, audience
-from chat_core.decider import decide
+from chat_core.domain import events as e
+from chat_core.domain.audience import UserView, audience
+from chat_core.domain.decider import decide
+from chat_core.domain.evolve import evolve
+from chat_core.domain.rules import user_key
 from chat_core.errors import ChatError
-from chat_core.evolve import evolve
-from chat_core.rules import user_key
 from chat_kit import COMMANDS, NEWCOMERS, USERS, run_pure, timed
 
 SEQUENCES = st.lists(COMMANDS, min_size=10, max_size=50)
@@ -85,7 +85,7 @@ def test_resume_from_any_seq_delivers_what_a_live_connection_got(commands):
 
 def test_the_audience_law_sees_room_events_of_a_member():
     # A fixed run, so the law above is known not to hold vacuously.
-    from chat_core import commands as c
+    from chat_core.domain import commands as c
     from chat_kit import T0
 
     commands = [

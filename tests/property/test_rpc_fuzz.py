@@ -8,7 +8,7 @@ import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chat_core.rpc import METHODS, Call, ErrorReply, Parsed, encode_error, parse_frame
+from chat_core.protocol.rpc import METHODS, Call, ErrorReply, Parsed, encode_error, parse_frame
 
 ERROR_CODES = {-32700, -32600, -32601, -32602}
 FIELD_NAMES = sorted({name for t in METHODS.values() for name in t.__struct_fields__})

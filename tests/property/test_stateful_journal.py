@@ -15,10 +15,10 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from chat_core import commands as c
-from chat_core import events as e
+from chat_core.domain import commands as c
+from chat_core.domain import events as e
+from chat_core.domain.state import active_ban
 from chat_core.errors import Banned, ChatError, Unauthenticated
-from chat_core.state import active_ban
 from chat_kit import COMMANDS, LIMITS, T0, LiveCore, seed_commands
 
 

@@ -7,8 +7,8 @@ import unicodedata
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from chat_core.domain.rules import check_text
 from chat_core.errors import InvalidParams
-from chat_core.rules import check_text
 
 # Every character hypothesis can draw, controls and format characters included; plus the
 # characters the rule is about, so they are common rather than rare.

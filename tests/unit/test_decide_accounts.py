@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from chat_core import commands as c
-from chat_core import events as e
-from chat_core.decider import authorize, decide
+from chat_core.domain import commands as c
+from chat_core.domain import events as e
+from chat_core.domain.decider import authorize, decide
+from chat_core.domain.rules import DISABLED_HASH
+from chat_core.domain.state import initial_state
 from chat_core.errors import Unauthenticated
 from chat_core.passwords import verify_password
-from chat_core.rules import DISABLED_HASH
-from chat_core.state import initial_state
 from chat_kit import HASH, T0, account, given, rejected, then, world
 
 

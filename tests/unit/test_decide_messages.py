@@ -6,10 +6,10 @@ from datetime import timedelta
 
 import pytest
 
-from chat_core import commands as c
-from chat_core import events as e
-from chat_core.decider import decide
-from chat_core.rules import Limits
+from chat_core.domain import commands as c
+from chat_core.domain import events as e
+from chat_core.domain.decider import decide
+from chat_core.domain.rules import Limits
 from chat_kit import T0, rejected, then, world
 
 TEN = Limits(max_message_length=10)

@@ -6,10 +6,10 @@ from datetime import timedelta
 
 import pytest
 
-from chat_core import commands as c
-from chat_core import events as e
-from chat_core.decider import decide
-from chat_core.state import active_ban, rooms_of
+from chat_core.domain import commands as c
+from chat_core.domain import events as e
+from chat_core.domain.decider import decide
+from chat_core.domain.state import active_ban, rooms_of
 from chat_kit import T0, given, joined, rejected, then, world
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from chat_core import commands as c
-from chat_core import events as e
-from chat_core.decider import decide
-from chat_core.rules import Limits
+from chat_core.domain import commands as c
+from chat_core.domain import events as e
+from chat_core.domain.decider import decide
+from chat_core.domain.rules import Limits
 from chat_kit import LIMITS, T0, account, given, joined, rejected, room, then, world
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from chat_core import codec
-from chat_core import events as e
+from chat_core.domain import codec
+from chat_core.domain import events as e
 from chat_core.errors import CorruptJournal
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "events"

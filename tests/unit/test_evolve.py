@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given as hgiven
 from hypothesis import strategies as st
 
-from chat_core import events as e
-from chat_core.evolve import evolve, fold
-from chat_core.state import current_room_of, initial_state, is_member, rooms_of
+from chat_core.domain import events as e
+from chat_core.domain.evolve import evolve, fold
+from chat_core.domain.state import current_room_of, initial_state, is_member, rooms_of
 from chat_kit import T0, account, given, joined, record_all, room, world
 
 

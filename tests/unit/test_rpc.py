@@ -10,7 +10,16 @@ import msgspec
 import pytest
 
 from chat_core.errors import Forbidden, NotFound
-from chat_core.rpc import (
+from chat_core.protocol.params import (
+    BanUserParams,
+    BroadcastAnnouncementParams,
+    GetHistoryParams,
+    JoinRoomParams,
+    PingParams,
+    SendMessageParams,
+    SetRoleParams,
+)
+from chat_core.protocol.rpc import (
     METHODS,
     Call,
     ErrorReply,
@@ -22,15 +31,6 @@ from chat_core.rpc import (
     error_from,
     error_object,
     parse_frame,
-)
-from chat_core.rpc_params import (
-    BanUserParams,
-    BroadcastAnnouncementParams,
-    GetHistoryParams,
-    JoinRoomParams,
-    PingParams,
-    SendMessageParams,
-    SetRoleParams,
 )
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from chat_core.settings import (
+from chat_core.settings.schema import (
     DEMO_USERS,
     AdminUser,
     AuthSettings,
@@ -22,7 +22,7 @@ from chat_core.settings import (
     resolve_jwt_secret,
     sqlite_path,
 )
-from chat_core.settings_sources import load_settings
+from chat_core.settings.sources import load_settings
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config.example.toml"
 SECRET = "s" * 32

@@ -1,11 +1,11 @@
-"""The text rule (chat_core.rules.check_text): no control characters, not blank, bounded."""
+"""The text rule (chat_core.domain.rules.check_text): no control characters, not blank, bounded."""
 
 from __future__ import annotations
 
 import pytest
 
+from chat_core.domain.rules import check_plain, check_text, is_blank
 from chat_core.errors import InvalidParams
-from chat_core.rules import check_plain, check_text, is_blank
 
 C0 = [chr(c) for c in range(0x20) if chr(c) not in "\n\t"]
 C1 = [chr(c) for c in range(0x80, 0xA0)]

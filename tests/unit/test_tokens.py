@@ -12,7 +12,7 @@ import jwt
 import pytest
 
 from chat_core.errors import Unauthenticated
-from chat_core.tokens import Claims, issue_token, verify_token
+from chat_web.tokens import Claims, issue_token, verify_token
 
 SECRET = "k" * 32
 OTHER_SECRET = "o" * 32

@@ -1,0 +1,133 @@
+"""Commands: what an actor asks for, imperative, with everything a decision depends on.
+
+The edge builds them: `actor` from the verified token, `at` from its clock, `limits` from
+settings, `prior` (for an idempotent retry) from the journal. The decider reads nothing else.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+
+from chat_core.domain.rules import DEFAULT_LIMITS, Limits, Role
+
+
+class MessageRef(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """The first result of a message, returned again when its `client_msg_id` is re-sent."""
+
+    message_id: int
+    room_id: str
+    seq: int
+    timestamp: datetime
+
+
+class _Command(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    actor: str
+    at: datetime
+    limits: Limits = DEFAULT_LIMITS
+
+
+class RegisterAccount(_Command, frozen=True, kw_only=True):
+    """A new account; refused if the name is taken in any letter case."""
+
+    username: str
+    password_hash: str
+    display_name: str | None = None
+
+
+class EnsureAccount(_Command, frozen=True, kw_only=True):
+    """Create or update an account from configuration (demo users, `admin.users`).
+
+    `password_hash` None keeps the stored hash (the edge compares the configured password).
+    """
+
+    username: str
+    role: Role
+    password_hash: str | None = None
+
+
+class RehashPassword(_Command, frozen=True, kw_only=True):
+    """Store a new hash of the same password (made at the configured bcrypt cost on a login).
+
+    Applied only while the account still has `old_hash`: a password changed meanwhile wins.
+    """
+
+    username: str
+    old_hash: str
+    password_hash: str
+
+
+class DisableAccount(_Command, frozen=True, kw_only=True):
+    """Make an account unusable: no login, its tokens refused (a demo user past its setting)."""
+
+    username: str
+
+
+class CreateRoom(_Command, frozen=True, kw_only=True):
+    """Create a room if it does not exist (the configured default rooms)."""
+
+    room_name: str
+
+
+class JoinRoom(_Command, frozen=True, kw_only=True):
+    room_name: str
+
+
+class LeaveRoom(_Command, frozen=True, kw_only=True):
+    room_id: str
+
+
+class SendMessage(_Command, frozen=True, kw_only=True):
+    room_id: str
+    text: str
+    client_msg_id: str | None = None
+    prior: MessageRef | None = None  # set when this (actor, client_msg_id) was already sent
+
+
+class KickUser(_Command, frozen=True, kw_only=True):
+    target: str
+    reason: str | None = None
+    room_id: str | None = None
+
+
+class BanUser(_Command, frozen=True, kw_only=True):
+    target: str
+    reason: str | None = None
+    duration_seconds: int | None = None
+
+
+class UnbanUser(_Command, frozen=True, kw_only=True):
+    target: str
+
+
+class SetRole(_Command, frozen=True, kw_only=True):
+    target: str
+    role: str
+
+
+class BroadcastAnnouncement(_Command, frozen=True, kw_only=True):
+    message: str
+    level: str = "info"
+
+
+class DeleteRoom(_Command, frozen=True, kw_only=True):
+    room_id: str
+
+
+Command = (
+    RegisterAccount
+    | EnsureAccount
+    | RehashPassword
+    | DisableAccount
+    | CreateRoom
+    | JoinRoom
+    | LeaveRoom
+    | SendMessage
+    | KickUser
+    | BanUser
+    | UnbanUser
+    | SetRole
+    | BroadcastAnnouncement
+    | DeleteRoom
+)

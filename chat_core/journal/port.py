@@ -1,0 +1,120 @@
+"""The journal port: what the processor, the server and the CLI may ask of any journal.
+
+Two implementations hold to it: `chat_core.journal.sqlite.Journal` (SQLite) and
+`chat_core.journal.memory.MemoryJournal`; tests/integration/test_journal_contract.py runs the
+same assertions over both (and will over PostgreSQL). Rows are typed Structs, never tuples a
+caller indexes. A journal knows events and their encoding, not what they mean: it imports
+nothing from `evolve` or `state` (tests/architecture pins it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Collection, Iterable, Sequence
+from typing import NamedTuple, Protocol
+
+import msgspec
+
+from chat_core.domain import codec
+from chat_core.domain import events as e
+from chat_core.domain.commands import MessageRef
+
+
+class StoredRow(msgspec.Struct, frozen=True, gc=False):
+    """One journal row as stored: the event still encoded (tag, schema version, JSON payload),
+    the time in integer microseconds since the epoch. Positional: built from a driver's row."""
+
+    seq: int
+    tag: str
+    version: int
+    payload: str | bytes
+    actor: str
+    command_id: str | None
+    recorded_at: int
+
+    def decode(self) -> e.Recorded:
+        """The row as a `Recorded` event (upcast if older); `CorruptJournal` if it cannot be."""
+        return codec.decode_row(
+            self.seq,
+            self.tag,
+            self.version,
+            self.payload,
+            self.actor,
+            self.command_id,
+            self.recorded_at,
+        )
+
+
+class PackedPage(NamedTuple):
+    """The `size` rows with after < seq <= last, as one JSON array of `codec.PackedMessage`
+    and `codec.PackedEvent` rows (a payload of an older version as a JSON string)."""
+
+    after: int
+    last: int
+    size: int
+    body: bytes
+
+
+class HistoryPage(NamedTuple):
+    """A page of a room's messages, oldest first, and whether older ones exist."""
+
+    messages: list[codec.Message]
+    has_more: bool
+
+
+class JournalPort(Protocol):
+    """An append-only, totally ordered log of recorded events (seq 1, 2, 3...)."""
+
+    # Where the journal lives, as a database URL (shown to people, never with a password).
+    url: str
+
+    async def head(self) -> int:
+        """The seq of the last event, 0 for an empty journal."""
+        ...
+
+    async def append(self, expected_head: int, records: Sequence[e.Recorded]) -> None:
+        """Append `records` (seqs expected_head+1, +2, ...) all or nothing.
+
+        `JournalConflict` when the head is not `expected_head` or a row collides (a seq, or an
+        actor's command id already recorded); `JournalError` for any other failure.
+        """
+        ...
+
+    def read(
+        self,
+        after: int = 0,
+        until: int | None = None,
+        page_size: int = 10_000,
+        *,
+        tags: Collection[str] | None = None,
+        message_rooms: Collection[str] | None = None,
+    ) -> AsyncGenerator[list[e.Recorded], None]:
+        """Events with after < seq <= until, oldest first, in pages of at most `page_size`;
+        with `tags`, only those tags; with `message_rooms`, every event but the messages of
+        other rooms (both at once: `ValueError`)."""
+        ...
+
+    def read_rows(
+        self, after: int = 0, until: int | None = None, page_size: int = 10_000
+    ) -> AsyncGenerator[list[StoredRow], None]:
+        """`read`, undecoded: the rows as stored."""
+        ...
+
+    def packed_pages(
+        self, after: int = 0, until: int | None = None, page_size: int = 10_000
+    ) -> AsyncGenerator[PackedPage, None]:
+        """The rows replay folds, a page at a time, each page one JSON array (`PackedPage`)."""
+        ...
+
+    async def history(
+        self, room_id: str, before_seq: int | None, limit: int, after_seq: int = 0
+    ) -> HistoryPage:
+        """The last `limit` messages of a room with after_seq < seq < before_seq."""
+        ...
+
+    async def find_messages(
+        self, keys: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], MessageRef]:
+        """The messages already recorded for (actor, client_msg_id) pairs: idempotent retries."""
+        ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,215 @@
+"""The hub: every open connection, and the fan-out of committed events to them.
+
+It implements `chat_core.processor.Publisher`. `publish` runs synchronously right after each
+commit, in commit order, so a connection registered in the same synchronous step as it took
+its state snapshot (head H) receives exactly the events with seq > H, in order. Each
+notification is encoded once; the per-recipient work is one `Connection.send` of the same str.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterable, Sequence
+
+from chat_core.domain import events as e
+from chat_core.domain.rules import is_disabled, user_key
+from chat_core.domain.state import ChatState, current_room_of, initial_state
+from chat_core.processor import Delivery
+from chat_web.hub.notifications import counts_after, frame_of
+from chat_web.hub.presence import TypingTracker, presence_frame, sharing_users
+from chat_web.ws.connection import Connection
+
+log = logging.getLogger(__name__)
+
+KICKED: int = 4001
+BANNED: int = 4403
+# Seconds a user stays online for others after its last connection closes. A reconnect within
+# it is no presence change at all, so connect/close loops cost the users who share a room with
+# the looping one at most one `presence_changed` each way a second, not two a loop.
+PRESENCE_LINGER: float = 1.0
+
+UNAUTHORIZED: int = 4401
+
+
+class Hub:
+    """Connections by user key, presence, typing, and the publisher of committed events."""
+
+    def __init__(self, typing_timeout: float) -> None:
+        # A tuple, not a set, per user: nearly every user has one connection, and a set costs
+        # ~0.2 KB more per idle connection (bench/run.py, idle memory). Never empty.
+        self._by_user: dict[str, tuple[Connection, ...]] = {}
+        self._count = 0
+        # Set by the server once the processor exists; the hub reads, never writes, the state.
+        self.state_of: Callable[[], ChatState] = initial_state
+        self.typing = TypingTracker(typing_timeout, lambda: self.state_of(), self.send_to)
+        # During `close_all` only: the connections still to unregister, and the future resolved
+        # when none is left (nothing per connection before then).
+        self._closing: set[Connection] | None = None
+        self._all_gone: asyncio.Future[None] | None = None
+        # Users whose last connection closed less than PRESENCE_LINGER ago: still online for
+        # others until the timer fires, unless they reconnect first (at most one per user).
+        self._lingering: dict[str, asyncio.TimerHandle] = {}
+        # Users with several connections: the lock their frames are handled under (`gate`).
+        self._gates: dict[str, asyncio.Lock] = {}
+
+    # --- connections ------------------------------------------------------------------------
+
+    def register(self, conn: Connection, state: ChatState) -> None:
+        """Add a connection (synchronously with its snapshot); first one: the user is online."""
+        conns = self._by_user.get(conn.key, ())
+        self._by_user[conn.key] = (*conns, conn)
+        self._count += 1
+        if conns:
+            return
+        lingering = self._lingering.pop(conn.key, None)
+        if lingering is not None:
+            lingering.cancel()  # back before anyone saw it leave: no change to announce
+        else:
+            self.send_to(sharing_users(state, conn.key), presence_frame(conn.username, True))
+
+    def unregister(self, conn: Connection) -> None:
+        """Remove a connection; the user's last one: it stops typing and goes offline."""
+        self._closed(conn)
+        conns = self._by_user.get(conn.key)
+        if conns is None or conn not in conns:
+            return
+        self._count -= 1
+        if len(conns) > 1:
+            self._by_user[conn.key] = tuple(c for c in conns if c is not conn)
+            return
+        del self._by_user[conn.key]
+        self._gates.pop(conn.key, None)
+        self.typing.stop_user(conn.key)
+        self._lingering[conn.key] = asyncio.get_running_loop().call_later(
+            PRESENCE_LINGER, self._gone_offline, conn.key, conn.username
+        )
+
+    def _gone_offline(self, key: str, username: str) -> None:
+        del self._lingering[key]
+        self.send_to(sharing_users(self.state_of(), key), presence_frame(username, False))
+
+    def is_online(self, key: str) -> bool:
+        return key in self._by_user or key in self._lingering
+
+    def connections_of(self, key: str) -> tuple[Connection, ...]:
+        return self._by_user.get(key, ())
+
+    def gate(self, key: str) -> asyncio.Lock | None:
+        """What a connection holds while it handles a frame: one lock per user with several
+        connections (None for one), so a user's frames are handled one at a time, one a turn
+        of the event loop, whatever its socket count.
+
+        Fairness between users: without it, one user's 20 sockets put 20 frames of work
+        (64 KB parses, history pages) in each turn of the event loop ahead of everyone
+        else's (a bystander's ping p99 over 200 ms); with it, at most one.
+        """
+        if len(self._by_user.get(key, ())) < 2:
+            return None
+        gate = self._gates.get(key)
+        if gate is None:
+            gate = self._gates[key] = asyncio.Lock()
+        return gate
+
+    @property
+    def connection_count(self) -> int:
+        return self._count
+
+    # --- fan-out ----------------------------------------------------------------------------
+
+    def send_to(self, keys: Iterable[str], frame: str) -> None:
+        """Queue one frame on every connection of the given users."""
+        by_user = self._by_user
+        for key in keys:
+            conns = by_user.get(key)
+            if conns:
+                for conn in conns:
+                    conn.send(frame)
+
+    def send_to_everyone(self, frame: str) -> None:
+        for conns in self._by_user.values():
+            for conn in conns:
+                conn.send(frame)
+
+    def publish(self, deliveries: Sequence[Delivery], state: ChatState) -> None:
+        """Fan out one committed batch, then apply its effects on connections."""
+        counts = counts_after([d.recorded for d in deliveries], state)
+        to_close: dict[str, int] = {}
+        for delivery in deliveries:
+            recorded = delivery.recorded
+            try:
+                frame = frame_of(recorded, counts.get(recorded.seq, 0))
+            except Exception:  # one bad event must not stop the others' delivery
+                log.exception("cannot encode the notification of seq %d", recorded.seq)
+                frame = None
+            if frame is not None:
+                if delivery.audience.everyone:
+                    self.send_to_everyone(frame)
+                else:
+                    self.send_to(delivery.audience.users, frame)
+            self._effects(recorded.event, state, to_close)
+        # Closed after the whole batch: a kicked user first sees its kick and its user_left.
+        for key, code in to_close.items():
+            for conn in self.connections_of(key):
+                conn.close_after_queued(code)
+
+    def _effects(self, event: e.Event, state: ChatState, to_close: dict[str, int]) -> None:
+        """What an event changes in the hub: typing, current rooms, closing sockets."""
+        match event:
+            case e.UserLeft():
+                key = user_key(event.username)
+                self.typing.stop(key, event.room_id)
+                self._move_current_room(key, event.room_id, state)
+            case e.RoomDeleted():
+                self.typing.drop_room(event.room_id)
+                for username in event.members:
+                    self._move_current_room(user_key(username), event.room_id, state)
+            case e.MessageSent():
+                self.typing.stop(user_key(event.username), event.room_id)
+            case e.UserKicked() if event.room_id is None:
+                to_close[user_key(event.username)] = KICKED
+                self.typing.stop_user(user_key(event.username))
+            case e.UserBanned():
+                to_close[user_key(event.username)] = BANNED
+                self.typing.stop_user(user_key(event.username))
+            case e.PasswordChanged() if is_disabled(event.password_hash):
+                # Its tokens are refused from now on; an open session ends as a revoked one.
+                to_close[user_key(event.username)] = UNAUTHORIZED
+                self.typing.stop_user(user_key(event.username))
+            case _:
+                pass
+
+    def _move_current_room(self, key: str, room_id: str, state: ChatState) -> None:
+        for conn in self.connections_of(key):
+            if conn.current_room == room_id:
+                conn.current_room = current_room_of(state, conn.username)
+
+    # --- shutdown ---------------------------------------------------------------------------
+
+    async def close_all(self, code: int, grace: float) -> None:
+        """Close every connection with `code` (queued frames first) and wait, up to `grace` s."""
+        self.typing.cancel_all()
+        for timer in self._lingering.values():
+            timer.cancel()
+        self._lingering.clear()
+        conns = [conn for conns in self._by_user.values() for conn in conns]
+        if not conns:
+            return
+        self._closing = set(conns)
+        self._all_gone = gone = asyncio.get_running_loop().create_future()
+        for conn in conns:
+            conn.close_after_queued(code, grace)
+        # Shielded: the timeout must not cancel the future that unregister resolves.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(gone), grace)
+
+    def _closed(self, conn: Connection) -> None:
+        """During `close_all`: one connection fewer to wait for."""
+        closing = self._closing
+        if closing is None:
+            return
+        closing.discard(conn)
+        gone = self._all_gone
+        if not closing and gone is not None and not gone.done():
+            gone.set_result(None)

@@ -1,0 +1,278 @@
+"""One WebSocket connection: its identity, its bounded send queue and its single writer.
+
+Everything that reaches the socket goes through `send` (never blocks: a full queue closes the
+connection with 4008) and the one writer task, so frames leave in the order they were queued
+and nobody ever awaits a slow client. `close_after_queued` lets the frames already queued out
+first (a kick or ban notification), `abort` drops them and closes at once.
+
+A client that connected with `batch=1` (docs/protocol.md section 2) gets whatever is queued when
+the writer wakes as one array frame: under load most of a frame's cost is the socket write,
+so a command's answer and its room's deliveries leaving together cost about one write instead
+of five (bench/run.py, durable). Nothing waits to fill a frame, so it costs no latency.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Final
+
+from litestar import WebSocket
+from litestar.types import WebSocketCloseEvent, WebSocketSendEvent
+
+from chat_web.logging_setup import ConnectionLogger, connection_logger
+
+SLOW_READER: Final = 4008
+# How long a close waits for queued frames and the closing handshake before giving up.
+CLOSE_TIMEOUT: Final = 5.0
+# A batching client's array frame: at most this many messages, and no message added once it
+# holds this many characters (a frame is at most this plus one message).
+MAX_BATCH: Final = 256
+MAX_BATCH_CHARS: Final = 65_536
+
+
+class _Close:
+    """A queue item: close the socket with `code` once the frames before it are written."""
+
+    __slots__ = ("code",)
+
+    def __init__(self, code: int) -> None:
+        self.code = code
+
+
+class Connection:
+    """A connected, authenticated socket of one user."""
+
+    # Slots, not a __dict__: ~0.9 KB less per idle connection (bench/run.py, idle memory).
+    # A new attribute must be listed here.
+    __slots__ = (
+        "_byte_limit",
+        "_closer",
+        "_limit",
+        "_queue",
+        "_queued_bytes",
+        "_timer",
+        "_wakeup",
+        "_writer",
+        "address",
+        "batching",
+        "close_code",
+        "closing",
+        "current_room",
+        "id",
+        "key",
+        "read_pause",
+        "refusals",
+        "socket",
+        "username",
+    )
+
+    def __init__(
+        self,
+        socket: WebSocket[Any, Any, Any],
+        *,
+        connection_id: str,
+        username: str,
+        key: str,
+        address: str,
+        current_room: str | None,
+        queue_limit: int,
+        queue_bytes: int = 0,
+        batching: bool = False,
+    ) -> None:
+        self.socket = socket
+        self.id = connection_id
+        self.username = username  # canonical spelling at connect time
+        self.key = key
+        self.address = address
+        self.current_room = current_room
+        self.batching = batching
+        # Seconds the reader waits before its next frame: set when the request budget ran out
+        # (methods.check_request_rate), taken by chat_web.ws.reader.
+        self.read_pause = 0.0
+        # Requests refused by the budget in a row: each doubles the next read pause.
+        self.refusals = 0
+        # A bare deque and one wake-up future, not an asyncio.Queue: the queue costs ~3 KB per
+        # idle connection (three deques, an Event), this ~0.8 KB (bench/run.py, idle memory).
+        # Made once, not dropped when drained: a new deque per burst costs the fan-out more.
+        self._queue: deque[str | _Close] = deque()
+        self._limit = queue_limit if queue_limit > 0 else None
+        # Bounded in bytes too: one frame can be large (a batch's responses, a history page).
+        # Counted as characters of JSON text: bytes for ASCII, at most 4 bytes a character.
+        self._byte_limit = queue_bytes if queue_bytes > 0 else None
+        self._queued_bytes = 0
+        self._wakeup: asyncio.Future[None] | None = None
+        self.closing = False  # once set, nothing more is queued
+        self.close_code: int | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._closer: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    @property
+    def log(self) -> ConnectionLogger:
+        """A logger tagged with this connection; built when needed, as lines are rare."""
+        return connection_logger("chat_web.ws", self.id, self.username, self.address)
+
+    # --- queueing (synchronous: called from the hub's fan-out) ------------------------------
+
+    def send(self, frame: str) -> None:
+        """Queue a text frame; a full queue (`server.send_queue_limit` frames or
+        `server.send_queue_bytes`) means a slow reader, which is closed with 4008."""
+        if self.closing:
+            return
+        if not self._put(frame):
+            self.log.warning("send queue overflow, closing with %d", SLOW_READER)
+            self.abort(SLOW_READER)
+
+    @property
+    def queued_bytes(self) -> int:
+        """What the queue holds, in characters of JSON text."""
+        return self._queued_bytes
+
+    def would_overflow(self, size: int) -> bool:
+        """Whether `size` more characters would pass `server.send_queue_bytes`."""
+        return self._byte_limit is not None and self._queued_bytes + size > self._byte_limit
+
+    def _put(self, item: str | _Close) -> bool:
+        """Append to the queue and wake the writer; False if the queue is full."""
+        if self._limit is not None and len(self._queue) >= self._limit:
+            return False
+        if isinstance(item, str):
+            if self.would_overflow(len(item)):
+                return False
+            self._queued_bytes += len(item)
+        self._queue.append(item)
+        wakeup = self._wakeup
+        if wakeup is not None:
+            self._wakeup = None
+            if not wakeup.done():
+                wakeup.set_result(None)
+        return True
+
+    def close_after_queued(self, code: int, timeout: float = CLOSE_TIMEOUT) -> None:
+        """Close with `code` after the frames already queued, or at the latest after `timeout`."""
+        if self.closing:
+            return
+        self.closing = True
+        self.close_code = code
+        if not self._put(_Close(code)):
+            self.abort(code)
+            return
+        self._timer = asyncio.get_running_loop().call_later(timeout, self.abort, code)
+
+    def abort(self, code: int) -> None:
+        """Drop whatever is queued and close with `code` now."""
+        self.closing = True
+        # Nothing queued will be written: free it now, not when the socket is gone.
+        self._queue.clear()
+        self._queued_bytes = 0
+        if self._closer is not None:
+            return
+        if self.close_code is None:
+            self.close_code = code
+        if self._writer is not None:
+            self._writer.cancel()
+        self._closer = asyncio.create_task(self._close(code), name=f"close-{self.id}")
+
+    # --- the writer task --------------------------------------------------------------------
+
+    def start_writer(self, preamble: Callable[[], Awaitable[None]]) -> None:
+        """Start the writer: `preamble` (the first frames: established, backlog), then the queue."""
+        self._writer = asyncio.create_task(self._write(preamble), name=f"writer-{self.id}")
+
+    async def write_now(self, frame: str) -> None:
+        """Write a frame directly: only for the preamble, which runs inside the writer."""
+        await self.socket.send(_text(frame))
+
+    async def write_all_now(self, frames: Iterable[str]) -> None:
+        """Write frames directly (the preamble's resume backlog), joined for a batching client."""
+        pending: deque[str | _Close] = deque(frames)
+        while pending:
+            first = pending.popleft()
+            assert isinstance(first, str)
+            await self.socket.send(_text(_coalesce(first, pending)[0] if self.batching else first))
+
+    async def _write(self, preamble: Callable[[], Awaitable[None]]) -> None:
+        try:
+            await preamble()
+            del preamble  # its closure holds the connect-time snapshot
+            queue = self._queue
+            loop = asyncio.get_running_loop()
+            while True:
+                if not queue:
+                    self._wakeup = wakeup = loop.create_future()
+                    await wakeup
+                    continue
+                item = queue.popleft()
+                if isinstance(item, _Close):
+                    self._cancel_timer()
+                    if self._closer is None:
+                        self._closer = asyncio.create_task(self._close(item.code))
+                    return
+                self._queued_bytes -= len(item)
+                if self.batching and queue:
+                    item = self._coalesce(item)
+                await self.socket.send(_text(item))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the peer went away mid-send: the reader loop sees it too
+            self.log.debug("writer stopped: %r", exc)
+            self.closing = True
+
+    def _coalesce(self, first: str) -> str:
+        frame, taken = _coalesce(first, self._queue)
+        self._queued_bytes -= taken
+        return frame
+
+    async def _close(self, code: int) -> None:
+        self._cancel_timer()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(
+                self.socket.send(_close_event(code)),
+                CLOSE_TIMEOUT,
+            )
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    async def finish(self) -> None:
+        """Stop the writer and any close in flight (the socket is gone or closing)."""
+        self.closing = True
+        self._cancel_timer()
+        for task in (self._writer, self._closer):
+            if task is not None and not task.done():
+                if task is self._writer:
+                    task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await asyncio.wait_for(task, CLOSE_TIMEOUT)
+
+
+def _coalesce(first: str, queue: deque[str | _Close]) -> tuple[str, int]:
+    """`first` and the frames queued after it, as one array frame (a batching client); and
+    the characters taken from the queue."""
+    if first[0] == "[":  # already an array (a batch's responses): never nested
+        return first, 0
+    parts = [first]
+    size = len(first)
+    while queue and len(parts) < MAX_BATCH and size < MAX_BATCH_CHARS:
+        item = queue[0]
+        if isinstance(item, _Close) or item[0] == "[":
+            break
+        parts.append(item)
+        queue.popleft()
+        size += len(item)
+    if len(parts) == 1:
+        return first, 0
+    return "[" + ",".join(parts) + "]", size - len(first)
+
+
+def _text(frame: str) -> WebSocketSendEvent:
+    return {"type": "websocket.send", "text": frame, "bytes": None}
+
+
+def _close_event(code: int) -> WebSocketCloseEvent:
+    return {"type": "websocket.close", "code": code, "reason": ""}

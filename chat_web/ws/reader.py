@@ -1,0 +1,305 @@
+"""The reader loop of a connection: frames in, JSON-RPC responses queued out.
+
+A frame's requests run in order; a batch's responses leave as one array frame; notifications
+get no response; every request with an id gets exactly one. A failing request never closes
+the socket, except an expired or revoked token (-32001, then close 4401), a binary frame
+(1003) or, before it reaches us, an oversized frame (1009, closed by the WebSocket server).
+
+Pipelining: a frame holding a lone `send_message` does not hold up the next frame while its
+command waits for the group commit (a client sending fast would otherwise get one message
+per commit). Its checks run and its command is queued on the processor in arrival order, as
+before; only the wait for the commit overlaps with reading on. Responses still leave in
+request order, and any other frame first waits for every send in flight, so what a client
+observes is what it observed when frames ran one after the other.
+
+Throttling: after a request refused by the user's request budget, the connection's next frame
+is read `conn.read_pause` later (see `methods.check_request_rate`): TCP pushes back on the
+client meanwhile, and nothing it sent is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any, Final
+
+from chat_core.errors import ChatError, InternalError, Unauthenticated
+from chat_core.processor import Outcome
+from chat_core.protocol.params import SendMessageParams
+from chat_core.protocol.rpc import (
+    Call,
+    Parsed,
+    encode_batch,
+    encode_error,
+    encode_result,
+    parse_frame,
+)
+from chat_web.live import send_live
+from chat_web.methods import (
+    check_request_rate,
+    dispatch,
+    request_refusal,
+    send_command,
+    sent_result,
+)
+from chat_web.runtime import Runtime
+from chat_web.ws.connection import SLOW_READER, Connection
+
+UNSUPPORTED_DATA: Final = 1003
+UNAUTHORIZED: Final = 4401
+# Lone send_message frames of one connection waiting for their commit at once; past this the
+# reader stops reading (TCP pushes back on the client). Also at most a quarter of the send
+# queue, so one commit's answers and echoes cannot overflow the sender's own queue.
+MAX_PIPELINED: Final = 64
+
+
+async def read_frames(rt: Runtime, conn: Connection, expires: int) -> None:
+    """Read and answer frames until the peer goes away or the connection is closing.
+
+    `expires` is the token's expiry (unix seconds): past it, requests are refused (-32001).
+    """
+    receive = conn.socket.receive
+    max_batch = rt.settings.server.max_batch_requests
+    gate = rt.hub.gate
+    # Made at the first lone send_message: most connections never send one. Commands still
+    # in flight when the peer goes away commit and answer through their callbacks, which
+    # send nothing once the connection is closing.
+    sends: _Pipeline | None = None
+    while True:
+        if conn.read_pause:
+            pause, conn.read_pause = conn.read_pause, 0.0
+            await asyncio.sleep(pause)
+        message = await receive()
+        kind = message["type"]
+        if kind == "websocket.disconnect":
+            code = message.get("code")
+            if conn.close_code is None and isinstance(code, int):
+                conn.close_code = code
+            return
+        if kind != "websocket.receive":
+            continue
+        text = message.get("text")
+        if not isinstance(text, str):
+            conn.log.info("binary frame, closing with %d", UNSUPPORTED_DATA)
+            conn.abort(UNSUPPORTED_DATA)
+            return
+        if conn.closing:
+            # Closing (kicked, banned, slow): nothing more is answered.
+            continue
+        turn = gate(conn.key)
+        if turn is None:
+            sends = await _handle(rt, conn, expires, parse_frame(text, max_batch), sends)
+            continue
+        async with turn:
+            sends = await _handle(rt, conn, expires, parse_frame(text, max_batch), sends)
+            # Still holding the turn, let the loop go round once: the user's other sockets
+            # queue on the lock meanwhile, so the user gets one frame a turn, not one a socket.
+            await asyncio.sleep(0)
+
+
+async def _handle(
+    rt: Runtime, conn: Connection, expires: int, parsed: Parsed, sends: _Pipeline | None
+) -> _Pipeline | None:
+    """Answer one parsed frame; the connection's pipeline (made at its first lone send)."""
+    items = parsed.items
+    if not parsed.is_batch and len(items) == 1:
+        call = items[0]
+        if isinstance(call, Call) and call.method == "send_message":
+            if sends is None:
+                sends = _Pipeline(rt, conn, expires)
+            await sends.add(call)
+            return sends
+    if sends is not None:
+        await sends.drain()
+    await _answer(rt, conn, expires, parsed)
+    return sends
+
+
+class _Pending:
+    """A pipelined send_message's place in the response order, and its answer once known."""
+
+    __slots__ = ("call", "done", "reply", "revoked")
+
+    def __init__(self, call: Call) -> None:
+        self.call = call
+        self.done = False
+        self.reply: bytes | None = None
+        self.revoked = False
+
+    def answer(self, result: Any = None, error: ChatError | None = None) -> None:
+        call = self.call
+        self.done = True
+        self.revoked = isinstance(error, Unauthenticated)
+        if call.is_notification:
+            return
+        if error is not None:
+            self.reply = encode_error(call.id, error.error_object())
+        else:
+            self.reply = encode_result(call.id, result)
+
+
+class _Pipeline:
+    """The lone send_message frames of a connection waiting for their commit.
+
+    No task per send: the checks run and the command is queued on the processor from the
+    reader itself, and the processor's future answers through a callback (a task per command
+    was ~5% of the event loop's time under bench/run.py's durable load). Answers leave in
+    request order: one that is ready waits in `pending` for those before it.
+    """
+
+    __slots__ = ("conn", "depth", "expires", "pending", "rt", "waiter")
+
+    def __init__(self, rt: Runtime, conn: Connection, expires: int) -> None:
+        self.rt, self.conn, self.expires = rt, conn, expires
+        self.pending: deque[_Pending] = deque()
+        # Resolved whenever answers leave, for `add` (depth) and `drain` waiting on them.
+        self.waiter: asyncio.Future[None] | None = None
+        self.depth = max(1, min(MAX_PIPELINED, rt.settings.server.send_queue_limit // 4))
+
+    async def add(self, call: Call) -> None:
+        while len(self.pending) >= self.depth:
+            await self._answers_left()
+        slot = _Pending(call)
+        self.pending.append(slot)
+        rt, conn = self.rt, self.conn
+        try:
+            if self.expires <= time.time():
+                raise _expired()
+            params = call.params
+            assert isinstance(params, SendMessageParams)  # the parser tags params by method
+            check_request_rate(rt, conn)  # `_answer` counts every other request
+            command = send_command(rt, conn, params, datetime.now(UTC))
+            if rt.settings.chat.persist_messages:
+                future = await rt.processor.enqueue(command)
+                future.add_done_callback(partial(self._committed, slot))
+                return
+            slot.answer(send_live(rt, command))
+        except ChatError as exc:
+            _log_revoked(conn, exc)
+            slot.answer(error=exc)
+        except Exception:
+            conn.log.exception("method send_message failed (id=%r)", call.id)
+            slot.answer(error=InternalError("internal error"))
+        self._flush()
+
+    def _committed(self, slot: _Pending, future: asyncio.Future[Outcome]) -> None:
+        if future.cancelled():
+            slot.answer(error=InternalError("internal error"))
+        elif (exc := future.exception()) is None:
+            try:
+                slot.answer(sent_result(future.result()))
+            except Exception:
+                self.conn.log.exception("method send_message failed (id=%r)", slot.call.id)
+                slot.answer(error=InternalError("internal error"))
+        elif isinstance(exc, ChatError):
+            _log_revoked(self.conn, exc)
+            slot.answer(error=exc)
+        else:
+            self.conn.log.error("method send_message failed (id=%r): %r", slot.call.id, exc)
+            slot.answer(error=InternalError("internal error"))
+        self._flush()
+
+    def _flush(self) -> None:
+        """Send the answers that are ready and have no unanswered request before them."""
+        pending, conn = self.pending, self.conn
+        if not pending or not pending[0].done:
+            return
+        while pending and pending[0].done:
+            slot = pending.popleft()
+            if slot.reply is not None:
+                conn.send(slot.reply.decode())
+            if slot.revoked:
+                conn.close_after_queued(UNAUTHORIZED)
+        waiter = self.waiter
+        if waiter is not None:
+            self.waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def _answers_left(self) -> None:
+        if self.waiter is None:
+            self.waiter = asyncio.get_running_loop().create_future()
+        await self.waiter
+
+    async def drain(self) -> None:
+        """Wait until every send in flight is answered (before any other frame runs)."""
+        while self.pending:
+            await self._answers_left()
+
+
+async def _answer(rt: Runtime, conn: Connection, expires: int, parsed: Parsed) -> None:
+    # Members answered by nobody (invalid notifications) count against the budget too.
+    for _ in range(parsed.members - len(parsed.items)):
+        request_refusal(rt, conn)
+    parts: list[bytes] = []
+    size = 0
+    revoked = False
+    for item in parsed.items:
+        refusal = request_refusal(rt, conn)
+        if revoked:
+            # After a revoked token nothing else runs; requests still get their one answer.
+            if isinstance(item, Call) and not item.is_notification:
+                parts.append(encode_error(item.id, _expired().error_object()))
+            continue
+        if not isinstance(item, Call):
+            # Its own error, past the budget too (the read pause is what slows the client).
+            reply: bytes | None = encode_error(item.id, item.error)
+        else:
+            reply, revoked = await _run(rt, conn, expires, item, refusal)
+        if reply is not None:
+            parts.append(reply)
+            size += len(reply)
+            if conn.would_overflow(size):
+                # The answers would not fit in the send queue: stop building them (a batch of
+                # history pages can be megabytes) and close as the queue would (4008).
+                conn.log.warning("batch answer over send_queue_bytes, closing with %d", SLOW_READER)
+                conn.abort(SLOW_READER)
+                return
+    if parts:
+        frame = encode_batch(parts) if parsed.is_batch else parts[0]
+        conn.send(frame.decode())
+    if revoked:
+        conn.close_after_queued(UNAUTHORIZED)
+
+
+def _log_revoked(conn: Connection, error: ChatError) -> None:
+    if isinstance(error, Unauthenticated):
+        conn.log.info("token no longer valid at %s: %s", datetime.now(UTC).isoformat(), error)
+
+
+def _expired() -> Unauthenticated:
+    return Unauthenticated("the token has expired", "token_expired")
+
+
+async def _run(
+    rt: Runtime, conn: Connection, expires: int, call: Call, refusal: ChatError | None
+) -> tuple[bytes | None, bool]:
+    """(the encoded response or None for a notification, whether the session is over).
+
+    `refusal`: the budget's answer to this request, if it is spent.
+    """
+    error: ChatError | None = None
+    result: Any = None
+    if expires <= time.time():
+        error = _expired()
+    elif refusal is not None:
+        error = refusal
+    else:
+        try:
+            result = await dispatch(rt, conn, call)
+        except ChatError as exc:
+            error = exc
+        except Exception:
+            conn.log.exception("method %s failed (id=%r)", call.method, call.id)
+            error = InternalError("internal error")
+    revoked = isinstance(error, Unauthenticated)
+    if error is not None:
+        _log_revoked(conn, error)
+    if call.is_notification:
+        return None, revoked
+    if error is not None:
+        return encode_error(call.id, error.error_object()), revoked
+    return encode_result(call.id, result), revoked
