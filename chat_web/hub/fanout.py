@@ -36,7 +36,8 @@ UNAUTHORIZED: int = 4401
 class Hub:
     """Connections by user key, presence, typing, and the publisher of committed events."""
 
-    def __init__(self, typing_timeout: float) -> None:
+    def __init__(self, typing_timeout: float, presence_linger: float = PRESENCE_LINGER) -> None:
+        self.presence_linger = presence_linger
         # A tuple, not a set, per user: nearly every user has one connection, and a set costs
         # ~0.2 KB more per idle connection (bench/run.py, idle memory). Never empty.
         self._by_user: dict[str, tuple[Connection, ...]] = {}
@@ -83,7 +84,7 @@ class Hub:
         self._gates.pop(conn.key, None)
         self.typing.stop_user(conn.key)
         self._lingering[conn.key] = asyncio.get_running_loop().call_later(
-            PRESENCE_LINGER, self._gone_offline, conn.key, conn.username
+            self.presence_linger, self._gone_offline, conn.key, conn.username
         )
 
     def _gone_offline(self, key: str, username: str) -> None:
