@@ -48,6 +48,9 @@ class ChatApp {
     this.#reset();
     this.me = { username: session.username, role: session.role };
     show($("login-view"), false);
+    // The focused button is hidden now; browsers move the focus off it only at their next
+    // rendering, which may come after the rooms load: let go of it here.
+    document.activeElement?.blur();
     show($("chat-view"), true);
     show($("logout"), true);
     $("whoami").textContent = `${session.username} (${session.role})`;
