@@ -1,9 +1,10 @@
 """`chat-cli replay`: rebuild the chat's state offline from the journal, never writing to it.
 
-The journal is opened read-only (`Journal.open(url, readonly=True)`: SQLite `mode=ro`, no
-migration, no lock), so the tool is safe on a live server's file. The summary state is folded
-by `chat_core.journal.replay.replay`, the very fold the server runs at start-up, so what this prints
-is what the server would hold. The per-tag counts and times come from a second, cheap pass
+The journal is opened read-only (`open_journal(url, readonly=True)`: SQLite `mode=ro`, or a
+PostgreSQL session whose transactions are read-only; no migration, no lock), so the tool is
+safe on a live server's journal. The summary state is folded by
+`chat_core.journal.replay.replay`, the very fold the server runs at start-up, so what this
+prints is what the server would hold. The per-tag counts and times come from a second, cheap pass
 over the raw rows (no decoding), bounded by the folded head so both passes see the same rows
 even while the server appends.
 """
@@ -30,9 +31,9 @@ from chat_core.domain import events as e
 from chat_core.domain.rules import room_key
 from chat_core.domain.state import ChatState, active_ban, member_names
 from chat_core.errors import ChatError, DamagedJournal, UnsupportedJournal
+from chat_core.journal.open import open_journal as open_any_journal
 from chat_core.journal.port import JournalPort
 from chat_core.journal.replay import replay
-from chat_core.journal.sqlite import Journal
 from chat_core.settings.paths import sqlite_file
 from chat_core.settings.schema import database_url
 from chat_core.settings.sources import load_settings
@@ -127,7 +128,7 @@ def journal_url(
     return database_url(load_settings(config_file=config, env=environ))
 
 
-async def open_journal(url: str) -> Journal:
+async def open_journal(url: str) -> JournalPort:
     """Open the journal read-only, with a clear message for a missing file."""
     path = sqlite_file(url)
     if path is not None:
@@ -136,7 +137,7 @@ async def open_journal(url: str) -> Journal:
         if not path.is_file():
             raise SourceError(f"{path} is not a file")
     try:
-        return await Journal.open(url, readonly=True)
+        return await open_any_journal(url, readonly=True)
     except ChatError:
         raise
     except Exception as exc:  # a third-party error met here: translate it into one line

@@ -138,6 +138,14 @@ class DamagedJournal(JournalError):
             f" `chat-cli replay --verify {source}` to see what is readable"
         )
 
+    @classmethod
+    def of(cls, url: str, what: str) -> DamagedJournal:
+        """The same line for a journal in a database server (`url` shown without password)."""
+        return cls(
+            f"journal {url} is damaged ({what}): restore it from a backup, or run"
+            f" `chat-cli replay --verify --database URL` to see what is readable"
+        )
+
 
 class UnsupportedJournal(JournalError):
     """The database is not a journal this version can use (newer schema, foreign, locked)."""

@@ -21,8 +21,8 @@ import uvicorn
 
 from chat_core.domain.state import ChatState
 from chat_core.journal.check import checked_replay
+from chat_core.journal.open import open_journal
 from chat_core.journal.replay import replay
-from chat_core.journal.sqlite import Journal
 from chat_core.processor import CommandProcessor
 from chat_core.settings.paths import check_writable, ensure_dir, ensure_sqlite_file
 from chat_core.settings.schema import (
@@ -104,12 +104,13 @@ async def serve(settings: Settings) -> None:
     _stop_start_up_on_signals(asyncio.current_task())
     url = database_url(settings)
     # The disk first, whatever else is configured: the data directory exists (0700), the
-    # journal exists (0600) and can be written, or start-up stops naming the OS's reason.
+    # journal exists (0600) and can be written, or start-up stops naming the OS's reason
+    # (the journal's part for a SQLite file only).
     ensure_dir(data_dir(settings))
     ensure_sqlite_file(url)
     check_writable(url)
     secret = resolve_jwt_secret(settings)
-    journal = await Journal.open(url, synchronous=settings.database.synchronous, migrate=True)
+    journal = await open_journal(url, synchronous=settings.database.synchronous, migrate=True)
     processor: CommandProcessor | None = None
     try:
         window = settings.chat.history_on_join
@@ -129,7 +130,7 @@ async def serve(settings: Settings) -> None:
         _tune_gc(settings)
         sock = _bind(settings.server.host, settings.server.port)
         host, port = sock.getsockname()[:2]
-        where = sqlite_path(settings) or url
+        where = sqlite_path(settings) or journal.url  # a server's URL: without its password
         display_host = f"[{host}]" if ":" in host else host
         banner = (
             f"chat-web listening on http://{display_host}:{port} journal={where}"

@@ -35,6 +35,10 @@ def _url() -> str:
     return settings_url
 
 
+# The key of PostgreSQL's advisory lock held while migrating (any constant of our own).
+_MIGRATION_LOCK = 0x63686174
+
+
 def _migrate(connection: Connection) -> None:
     context.configure(
         connection=connection,
@@ -50,7 +54,13 @@ async def _run_async() -> None:
     engine = create_async_engine(_url(), poolclass=pool.NullPool)
     try:
         async with engine.connect() as connection:
-            await connection.exec_driver_sql("PRAGMA journal_mode=WAL")
+            if connection.dialect.name == "sqlite":
+                await connection.exec_driver_sql("PRAGMA journal_mode=WAL")
+            else:
+                # Several servers may start at once on one PostgreSQL database: one migrates,
+                # the others wait here, then find it at the head. A session lock, released when
+                # the connection closes.
+                await connection.exec_driver_sql(f"SELECT pg_advisory_lock({_MIGRATION_LOCK})")
             await connection.run_sync(_migrate)
             await connection.commit()
     finally:

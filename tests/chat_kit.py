@@ -267,8 +267,8 @@ class LiveCore:
         return self.loop.run_until_complete(coro)
 
     def _open(self, *, migrate: bool) -> None:
+        from chat_core.journal.open import open_journal
         from chat_core.journal.replay import replay
-        from chat_core.journal.sqlite import Journal
         from chat_core.processor import CommandProcessor
 
         if self.url.startswith("memory:"):
@@ -276,7 +276,7 @@ class LiveCore:
                 self._memory = MemoryJournal(self.url)
             self.journal: JournalPort = self._memory
         else:
-            self.journal = self.run(Journal.open(self.url, migrate=migrate, synchronous="NORMAL"))
+            self.journal = self.run(open_journal(self.url, migrate=migrate, synchronous="NORMAL"))
         state, _ = self.run(replay(self.journal, history_window=self.history_window))
         self.processor = CommandProcessor(self.journal, state)
 

@@ -1,4 +1,5 @@
-"""Is the journal whole? SQLite's own check of the file, and whether replay folded every row.
+"""Is the journal whole? SQLite's own check of the file, and whether replay folded every row
+(on PostgreSQL, which checks its own pages, the second part alone).
 
 A damaged journal is never served (docs/protocol.md section 6): a b-tree page overwritten in
 the middle can make a range scan stop early without an error, so replay alone could fold 5 of
@@ -14,14 +15,14 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, Protocol, runtime_checkable
 
 from sqlalchemy.exc import DBAPIError
 
 from chat_core.domain.state import ChatState
 from chat_core.errors import ChatError, CorruptJournal, DamagedJournal
+from chat_core.journal.port import JournalPort
 from chat_core.journal.replay import ReplayReport, replay
-from chat_core.journal.sqlite import Journal
 from chat_core.settings.paths import sqlite_file
 
 # Problems SQLite lists at most (the first names the damage; the rest are for --verify).
@@ -34,6 +35,17 @@ class TableSpan(NamedTuple):
     rows: int
     first: int
     last: int
+
+
+@runtime_checkable
+class Spanned(Protocol):
+    """A journal that tells its table's span itself (PostgreSQL: no file to check)."""
+
+    url: str
+
+    async def table_span(self) -> tuple[int, int, int]: ...
+
+    async def first_missing_seq(self) -> int | None: ...
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -128,7 +140,7 @@ def _inspect(path: Path) -> tuple[list[str], TableSpan | None]:
 
 
 async def checked_replay(
-    journal: Journal, *, history_window: int
+    journal: JournalPort, *, history_window: int
 ) -> tuple[ChatState, ReplayReport]:
     """Replay the journal, and raise `DamagedJournal` (one line) unless the file passes
     `quick_check` and replay folded every row the table holds.
@@ -138,6 +150,8 @@ async def checked_replay(
     """
     path = sqlite_file(journal.url)
     if path is None:
+        if isinstance(journal, Spanned):
+            return await _continuous_replay(journal, journal, history_window=history_window)
         return await replay(journal, history_window=history_window)
     path = path.absolute()
     check = asyncio.ensure_future(asyncio.to_thread(_inspect, path))
@@ -161,6 +175,25 @@ async def checked_replay(
         if missing is not None:
             why += f", the first missing is seq {missing}"
         raise DamagedJournal.at(path, why)
+    return state, report
+
+
+async def _continuous_replay(
+    journal: JournalPort, spanned: Spanned, *, history_window: int
+) -> tuple[ChatState, ReplayReport]:
+    """Replay, then hold what it folded against the table's own count, min and max (the
+    database checks its own pages): seqs 1..last, no gap, every one folded."""
+    try:
+        state, report = await replay(journal, history_window=history_window)
+    except CorruptJournal as exc:
+        raise DamagedJournal.of(journal.url, exc.message) from exc
+    span = TableSpan(*await spanned.table_span())
+    why = discontinuity(span, report.events, report.head)
+    if why is not None:
+        missing = await spanned.first_missing_seq()
+        if missing is not None:
+            why += f", the first missing is seq {missing}"
+        raise DamagedJournal.of(journal.url, why)
     return state, report
 
 

@@ -18,14 +18,12 @@ import os
 import sqlite3
 from collections.abc import (
     AsyncGenerator,
-    Awaitable,
-    Callable,
     Collection,
     Iterable,
     Sequence,
 )
 from contextlib import aclosing
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import event as sa_event
 from sqlalchemy import func, select
@@ -37,6 +35,7 @@ from chat_core.domain import codec
 from chat_core.domain import events as e
 from chat_core.domain.commands import MessageRef
 from chat_core.errors import JournalConflict, JournalError, UnsupportedJournal
+from chat_core.journal.pages import hold, prefetching
 from chat_core.journal.port import HistoryPage, JournalPort, PackedPage, StoredRow
 from chat_core.journal.sql import (
     COLUMNS,
@@ -54,7 +53,6 @@ from chat_core.journal.tables import INSERT_SQL, events
 from chat_core.settings.paths import sqlite_file
 
 Synchronous = Literal["FULL", "NORMAL"]
-_Page = TypeVar("_Page")
 
 
 def _engine(url: str, synchronous: Synchronous, *, writer: bool, readonly: bool) -> AsyncEngine:
@@ -269,7 +267,7 @@ class Journal:
         """The writer's driver (aiosqlite) connection, checked out once and held until close."""
         if self._writer_driver_conn is None:
             assert self._writer is not None
-            conn, driver = await _hold(self._writer)
+            conn, driver = await hold(self._writer)
             # Autocommit at the driver level: `_write` says where transactions begin and end.
             driver.isolation_level = None
             self._writer_conn = conn
@@ -329,7 +327,7 @@ class Journal:
                 ((count, last, body),) = await driver.execute_fetchall(sql, (start, upper))
                 return PackedPage(start, last, count, body) if count else None
 
-            async with aclosing(_prefetching(page, after, lambda p: p.last)) as pages:
+            async with aclosing(prefetching(page, after, lambda p: p.last)) as pages:
                 async for packed in pages:
                     yield packed
 
@@ -349,7 +347,7 @@ class Journal:
                 # one round trip to the driver's thread.
                 return list(await driver.execute_fetchall(sql, (start, upper, *params))) or None
 
-            async with aclosing(_prefetching(page, after, lambda rows: rows[-1][0])) as pages:
+            async with aclosing(prefetching(page, after, lambda rows: rows[-1][0])) as pages:
                 async for rows in pages:
                     yield rows
 
@@ -386,7 +384,7 @@ class Journal:
             return {}
         async with self._lookup_lock:
             if self._lookup_conn is None:
-                self._lookup_conn, self._lookup_driver = await _hold(self._reader)
+                self._lookup_conn, self._lookup_driver = await hold(self._reader)
             rows = await self._lookup_driver.execute_fetchall(FIND_SQL, (json.dumps(wanted),))
         found: dict[tuple[str, str], MessageRef] = {}
         for seq, tag, version, payload, actor, command_id, at in rows:
@@ -410,44 +408,6 @@ def _message(recorded: e.Recorded) -> codec.Message:
     event = recorded.event
     assert isinstance(event, e.MessageSent)
     return codec.message_of(recorded.seq, recorded.at, event)
-
-
-async def _prefetching(
-    fetch: Callable[[int], Awaitable[_Page | None]], after: int, last_of: Callable[[_Page], int]
-) -> AsyncGenerator[_Page, None]:
-    """Pages from `fetch(after)` on, until None; each next page is read while the caller
-    works on the current one (the driver's thread: sqlite3 releases the GIL while it steps).
-    """
-    page = await fetch(after)
-    following: asyncio.Future[_Page | None] | None = None
-    try:
-        while page is not None:
-            following = asyncio.ensure_future(fetch(last_of(page)))
-            # Let the task hand its query to the driver's thread now: the caller folds the
-            # page without awaiting, so otherwise the read would only start after it.
-            await asyncio.sleep(0)
-            yield page
-            page = await following
-            following = None
-    finally:
-        if following is not None:
-            # A caller that stopped early: let the read finish before the connection goes
-            # back to the pool.
-            with contextlib.suppress(Exception):
-                await following
-
-
-async def _hold(engine: AsyncEngine) -> tuple[AsyncConnection, Any]:
-    """A connection checked out of `engine` for long, and its driver (aiosqlite) connection."""
-    conn = await engine.connect()
-    try:
-        raw = await conn.get_raw_connection()
-    except BaseException:
-        await conn.close()
-        raise
-    driver = raw.driver_connection
-    assert driver is not None
-    return conn, driver
 
 
 def _cause(exc: DBAPIError) -> str:

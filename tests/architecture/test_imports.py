@@ -125,7 +125,8 @@ def test_each_floor_builds_only_on_the_floors_below_it(floor):
 # business, so a second implementation of the port needs none of it either. (journal.check and
 # journal.replay are not the store: they run the start-up fold.)
 JOURNAL_MODULES = [
-    ROOT / "chat_core" / "journal" / f"{n}.py" for n in ("port", "sqlite", "sql", "memory")
+    ROOT / "chat_core" / "journal" / f"{n}.py"
+    for n in ("port", "sqlite", "sql", "memory", "postgres", "pg_sql", "pages", "open")
 ]
 
 

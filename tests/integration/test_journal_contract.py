@@ -1,9 +1,11 @@
-"""The journal port's contract, asserted on every implementation (SQLite, memory): appends,
-conflicts, reads, packed pages, history, idempotency look-ups; then what only the SQLite journal
-promises (locking, read-only beside a writer, triggers, WAL, another writer's rows)."""
+"""The journal port's contract, asserted on every implementation (SQLite, memory, PostgreSQL):
+appends, conflicts, reads, packed pages, history, idempotency look-ups; then what only the SQL
+journals promise (locking, read-only beside a writer, triggers, WAL, another writer's rows).
+The PostgreSQL runs share one database of this module's own, emptied before each test."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 
 import msgspec
@@ -14,13 +16,15 @@ from chat_core.domain import commands as c
 from chat_core.domain import events as e
 from chat_core.domain.evolve import evolve
 from chat_core.domain.state import initial_state
-from chat_core.errors import JournalConflict, UnsupportedJournal
+from chat_core.errors import JournalConflict, JournalError, UnsupportedJournal
 from chat_core.journal.memory import MemoryJournal
 from chat_core.journal.port import JournalPort, StoredRow
+from chat_core.journal.postgres import PostgresJournal
 from chat_core.journal.replay import replay
 from chat_core.journal.sqlite import Journal
 from chat_core.settings.paths import sqlite_file
 from chat_kit import T0, at, run_pure, timed
+from pg_kit import empty_journal
 
 
 def _message(seq: int, message_id: int, room_id: str = "general", cmid: str | None = None):
@@ -45,20 +49,32 @@ def _fold(state, records):
     return state
 
 
-IMPLEMENTATIONS = ("sqlite", "memory")
+IMPLEMENTATIONS = ("sqlite", "memory", "postgres")
 
 
 async def open_journal(kind: str, url: str) -> JournalPort:
     """A fresh, empty journal of one implementation of the port."""
     if kind == "sqlite":
         return await Journal.open(url, migrate=True)
+    if kind == "postgres":
+        await empty_journal(url)
+        return await PostgresJournal.open(url, migrate=True)
     return MemoryJournal()
 
 
 @pytest.fixture(params=IMPLEMENTATIONS)
 async def journal(request, journal_url):
     """Every implementation of the port: each test below runs on each."""
+    if request.param == "postgres":
+        journal_url = request.getfixturevalue("postgres_url")
     opened = await open_journal(request.param, journal_url)
+    yield opened
+    await opened.close()
+
+
+@pytest.fixture
+async def pg_journal(postgres_url):
+    opened = await open_journal("postgres", postgres_url)
     yield opened
     await opened.close()
 
@@ -339,3 +355,81 @@ async def test_a_batch_too_large_for_one_insert_statement_is_one_transaction(jou
     assert await journal.head() == 6_001
     records = await _all(journal)
     assert records[1:] == big
+
+
+# PostgreSQL: what the SQLite journal's own tests above promise, on the other database.
+_EVE_ROW = (
+    "INSERT INTO events (seq, stream, tag, version, payload, actor, command_id, recorded_at)"
+    " VALUES (2, 'general', 'user_joined', 1,"
+    """ '{"type":"user_joined","room_id":"general","username":"eve"}', 'eve', NULL, 0)"""
+)
+
+
+async def _pg(url: str):
+    import asyncpg
+
+    return await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+
+
+async def test_postgres_rows_cannot_be_updated_deleted_or_truncated(pg_journal, postgres_url):
+    import asyncpg
+
+    await pg_journal.append(0, [_other(1)])
+    conn = await _pg(postgres_url)
+    try:
+        for sql in ("UPDATE events SET actor = 'eve'", "DELETE FROM events", "TRUNCATE events"):
+            with pytest.raises(asyncpg.RaiseError, match="append-only"):
+                await conn.execute(sql)
+    finally:
+        await conn.close()
+    assert [r.actor for r in await _all(pg_journal)] == ["bob"]
+
+
+async def test_postgres_row_of_another_writer_makes_the_next_append_conflict(
+    pg_journal, postgres_url
+):
+    await pg_journal.append(0, [_other(1)])
+    conn = await _pg(postgres_url)
+    try:
+        await conn.execute(_EVE_ROW)
+    finally:
+        await conn.close()
+    with pytest.raises(JournalConflict):
+        await pg_journal.append(1, [_other(2)])
+    await pg_journal.append(2, [_other(3)])
+    assert [r.seq for r in await _all(pg_journal)] == [1, 2, 3]
+
+
+async def test_postgres_writers_racing_for_one_head_commit_once(pg_journal, postgres_url):
+    other = await PostgresJournal.open(postgres_url)
+    try:
+        results = await asyncio.gather(
+            *(j.append(0, [_other(1), _other(2)]) for j in (pg_journal, other, pg_journal)),
+            return_exceptions=True,
+        )
+    finally:
+        await other.close()
+    assert sum(r is None for r in results) == 1
+    assert all(isinstance(r, JournalConflict) for r in results if r is not None)
+    assert await pg_journal.head() == 2
+
+
+async def test_postgres_read_only_journal_reads_beside_the_writer_and_cannot_write(
+    pg_journal, postgres_url
+):
+    await pg_journal.append(0, [_other(1)])
+    reader = await PostgresJournal.open(postgres_url, readonly=True)
+    try:
+        assert [r.seq for r in await _all(reader)] == [1]
+        with pytest.raises(JournalError):
+            await reader.append(1, [_other(2)])
+    finally:
+        await reader.close()
+
+
+async def test_postgres_unreachable_or_unmigrated_database_is_refused_in_one_line(postgres_url):
+    with pytest.raises(UnsupportedJournal, match="cannot be opened"):
+        await PostgresJournal.open("postgresql+asyncpg://postgres@127.0.0.1:1/nowhere")
+    missing = postgres_url.rsplit("/", 1)[0] + "/chat_test_missing_database"
+    with pytest.raises(UnsupportedJournal, match="cannot be opened"):
+        await PostgresJournal.open(missing)

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Column, MetaData, Text, create_engine
@@ -18,9 +19,12 @@ from chat_core.journal.tables import metadata
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _alembic_upgrade(data_dir: Path) -> subprocess.CompletedProcess[str]:
+def _alembic_upgrade(
+    data_dir: Path, settings: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHAT")}
     env["CHAT_DATA_DIR"] = str(data_dir)
+    env.update(settings or {})
     alembic = Path(sys.executable).with_name("alembic")
     return subprocess.run(
         [str(alembic), "upgrade", "head"],
@@ -90,3 +94,49 @@ def test_the_revisions_start_up_knows_are_alembics_own():
     walked = [rev.revision for rev in script.walk_revisions()]  # newest first
     assert list(REVISIONS) == walked[::-1]
     assert REVISIONS[-1] == script.get_current_head()
+
+
+@pytest.fixture(scope="module")
+def empty_postgres():
+    from pg_kit import fresh_database
+
+    yield from fresh_database()
+
+
+def test_alembic_upgrade_head_migrates_postgresql_and_agrees_with_the_tables(
+    tmp_path, empty_postgres
+):
+    import asyncio
+
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    env_url = {"CHAT__DATABASE__URL": empty_postgres}
+    first = _alembic_upgrade(tmp_path, env_url)
+    assert first.returncode == 0, first.stderr
+    second = _alembic_upgrade(tmp_path, env_url)
+    assert second.returncode == 0, second.stderr
+    assert "Running upgrade" not in second.stderr
+
+    async def compare():
+        engine = create_async_engine(empty_postgres)
+        try:
+            async with engine.connect() as conn:
+                revision = await conn.exec_driver_sql("SELECT version_num FROM alembic_version")
+                found = revision.scalar()
+                diffs = await conn.run_sync(
+                    lambda sync: compare_metadata(
+                        MigrationContext.configure(sync, opts={"compare_type": True}), metadata
+                    )
+                )
+                triggers = await conn.exec_driver_sql(
+                    "SELECT tgname FROM pg_trigger WHERE tgrelid = 'events'::regclass"
+                )
+                names = {row[0] for row in triggers}
+        finally:
+            await engine.dispose()
+        return found, diffs, names
+
+    found, diffs, names = asyncio.run(compare())
+    assert found == head_revision()
+    assert diffs == []
+    assert {"events_no_update", "events_no_delete", "events_no_truncate"} <= names

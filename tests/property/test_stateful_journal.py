@@ -1,10 +1,12 @@
 """A random walk of commands from several users and roles through the real processor and a
-journal (a real SQLite file, and the in-memory journal: both implementations of the port);
+journal (a real SQLite file, the in-memory journal, and PostgreSQL: every implementation of the
+port);
 after every step the journal replays to the live state and the invariants of the chat hold. A
 restart rule reopens the journal and must find the same state."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import tempfile
 from datetime import timedelta
@@ -13,18 +15,28 @@ from pathlib import Path
 import msgspec
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
 from chat_core.domain import commands as c
 from chat_core.domain import events as e
 from chat_core.domain.state import active_ban
 from chat_core.errors import Banned, ChatError, Unauthenticated
 from chat_kit import COMMANDS, LIMITS, T0, LiveCore, seed_commands
+from pg_kit import empty_journal
 
 
 class JournalMachine(RuleBasedStateMachine):
-    # The journal under test: a SQLite file here, the in-memory journal in the subclass.
+    # The journal under test: a SQLite file here, the in-memory journal or a PostgreSQL
+    # database (emptied before each example) in the subclasses.
     in_memory = False
+    postgres_url: str | None = None
 
     def __init__(self) -> None:
         super().__init__()
@@ -38,6 +50,9 @@ class JournalMachine(RuleBasedStateMachine):
     @initialize()
     def open_and_seed(self) -> None:
         url = f"sqlite+aiosqlite:///{Path(self.tmp) / 'journal.db'}"
+        if self.postgres_url is not None:
+            asyncio.run(empty_journal(self.postgres_url))
+            url = self.postgres_url
         self.core = LiveCore("memory://" if self.in_memory else url)
         for command in seed_commands():
             self.core.submit(command)
@@ -166,6 +181,10 @@ class MemoryJournalMachine(JournalMachine):
     in_memory = True
 
 
+class PostgresJournalMachine(JournalMachine):
+    pass
+
+
 _SETTINGS = settings(
     max_examples=30,
     stateful_step_count=25,
@@ -176,3 +195,9 @@ JournalMachine.TestCase.settings = _SETTINGS
 MemoryJournalMachine.TestCase.settings = _SETTINGS
 test_journal_machine = JournalMachine.TestCase
 test_memory_journal_machine = MemoryJournalMachine.TestCase
+
+
+def test_postgres_journal_machine(postgres_url: str) -> None:
+    # Fewer examples: each step is a few round trips to the server (about 10 s in all).
+    PostgresJournalMachine.postgres_url = postgres_url
+    run_state_machine_as_test(PostgresJournalMachine, settings=settings(_SETTINGS, max_examples=12))
