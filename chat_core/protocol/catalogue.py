@@ -214,3 +214,7 @@ def errors_of(method: Method) -> tuple[ErrorKind, ...]:
         known = reasons.setdefault(kind.code, [])
         known.extend(reason for reason in kind.reasons if reason not in known)
     return tuple(ErrorKind(code=code, reasons=tuple(found)) for code, found in reasons.items())
+
+
+# Params struct -> its method: a client names a call by the params it sends.
+METHOD_OF: Final[dict[type[p.Params], Method]] = {m.params: m for m in METHODS.values()}

@@ -22,7 +22,8 @@ DurationSeconds: TypeAlias = Annotated[int, msgspec.Meta(ge=1, le=100 * 365 * 86
 RoleName: TypeAlias = Literal["user", "moderator", "admin"]
 
 
-class Params(msgspec.Struct, frozen=True, kw_only=True):
+# omit_defaults: a client encoding params sends only what it sets (the server only decodes).
+class Params(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """Base of every params struct; `catalogue.METHODS` ties each method to its subclass."""
 
 
