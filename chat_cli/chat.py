@@ -27,6 +27,9 @@ from chat_cli.prompt import InputLine
 from chat_cli.session import ConnectionLost, Ended, Notice, RpcError, Session, SessionEnded, Status
 from chat_cli.visible import visible, visible_text
 from chat_core.domain.rules import room_key
+from chat_core.protocol import notifications as n
+from chat_core.protocol import params as p
+from chat_core.protocol import results as r
 
 EXIT_FOR_END = {"kicked": 3, "banned": 4, "closed": 0}
 TYPING_RESEND_SECONDS = 3.0  # below the server's 5 s expiry, so a long draft keeps showing
@@ -60,7 +63,7 @@ class Chat:
         # `ui` builds lines from visible strings already; this guards any other path.
         self.console.print(visible_text(line if isinstance(line, Text) else Text(line)))
 
-    def _first_time(self, seq: Any) -> bool:
+    def _first_time(self, seq: int | None) -> bool:
         """True the first time a message seq is shown (history and live may overlap)."""
         if not isinstance(seq, int):
             return True
@@ -71,36 +74,35 @@ class Chat:
             self._shown.popitem(last=False)
         return True
 
-    def show_message(self, params: dict[str, Any], *, old: bool = False) -> None:
-        if self._first_time(params.get("seq")):
-            self.known_users.add(str(params.get("username", "")))
+    def show_message(self, params: r.Message | n.MessageReceived, *, old: bool = False) -> None:
+        if self._first_time(params.seq):
+            self.known_users.add(params.username)
             self.show(ui.message(params, self.me, self.current, old=old))
 
     # -- start -----------------------------------------------------------------------------
 
-    async def begin(self, info: dict[str, Any]) -> None:
+    async def begin(self, info: n.ConnectionEstablished) -> None:
         """Show where we are: rooms, the current room's recent history."""
-        self.role = str(info.get("role", self.role))
+        self.role = info.role
         self.known_users.add(self.me)
-        rooms = [r for r in info.get("rooms", []) if isinstance(r, str)]
+        rooms = info.rooms
         for room_id in rooms:
             self.joined[room_id] = room_id
         await self._refresh_rooms()
-        current = info.get("current_room")
+        current = info.current_room
         self.show(ui.info(f"connected to {self.session.server} as {self.me} ({self.role})"))
-        if isinstance(current, str):
+        if current is not None:
             await self.join(self.joined.get(current, current))
         elif not rooms:
             self.show(ui.hint("you are in no room: /join general (or /rooms, /help)"))
 
     async def _refresh_rooms(self) -> None:
         with contextlib.suppress(RpcError, ConnectionLost):
-            result = await self.session.call("list_rooms")
-            for room in result.get("rooms", []):
-                room_id = str(room.get("room_id"))
-                self.known_rooms.add(room_id)
-                if room_id in self.joined:
-                    self.joined[room_id] = str(room.get("room_name", room_id))
+            result = await self.session.call(p.ListRoomsParams(), r.RoomList)
+            for room in result.rooms:
+                self.known_rooms.add(room.room_id)
+                if room.room_id in self.joined:
+                    self.joined[room.room_id] = room.room_name
 
     # -- input -----------------------------------------------------------------------------
 
@@ -127,7 +129,7 @@ class Chat:
             if self._typing_sent:
                 self._typing_sent = 0.0
                 if self.current is not None:
-                    self._spawn(self.session.notify("stop_typing", {"room_id": self.current}))
+                    self._spawn(self.session.notify(p.StopTypingParams(room_id=self.current)))
             if parsed.name == "quit":
                 return
             try:
@@ -147,7 +149,7 @@ class Chat:
         now = time.monotonic()
         if now - self._typing_sent >= TYPING_RESEND_SECONDS:
             self._typing_sent = now
-            self._spawn(self.session.notify("start_typing", {"room_id": self.current}))
+            self._spawn(self.session.notify(p.StartTypingParams(room_id=self.current)))
 
     def _spawn(self, coroutine: Any) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
@@ -163,10 +165,8 @@ class Chat:
         self._typing_sent = 0.0  # the server ends our typing state on send
         try:
             # The client_msg_id makes a re-send after a reconnect safe: no double message.
-            await self.session.call(
-                "send_message",
-                {"room_id": room_id, "text": text, "client_msg_id": uuid.uuid4().hex},
-            )
+            params = p.SendMessageParams(room_id=room_id, text=text, client_msg_id=uuid.uuid4().hex)
+            await self.session.call(params, r.SendMessageResult)
         except RpcError as exc:
             self.show(ui.error(f"not sent: {_rpc_text(exc)}"))
         except (ConnectionLost, SessionEnded) as exc:
@@ -176,6 +176,7 @@ class Chat:
 
     async def run(self, command: cmd.Run) -> None:
         """Carry out a slash command (RpcError and ConnectionLost reach the caller)."""
+        target = command.target or ""
         match command.name:
             case "help":
                 for line in cmd.help_lines():
@@ -193,48 +194,48 @@ class Chat:
             case "history":
                 await self.history(command.count or 20)
             case "kick":
-                params: dict[str, Any] = {"target_username": command.target, "reason": command.text}
-                await self.session.call("kick_user", _present(params))
-                self.show(ui.info(f"kicked {command.target}"))
+                kick = p.KickUserParams(target_username=target, reason=command.text)
+                await self.session.call(kick, r.KickUserResult)
+                self.show(ui.info(f"kicked {target}"))
             case "ban":
-                params = {"target_username": command.target, "reason": command.text}
-                if command.count:
-                    params["duration_seconds"] = command.count * 60
-                result = await self.session.call("ban_user", _present(params))
-                until = result.get("until") or "for ever"
-                self.show(ui.info(f"banned {command.target} until {until}"))
-            case "unban":
-                result = await self.session.call("unban_user", {"target_username": command.target})
-                done = "unbanned" if result.get("unbanned") else "was not banned:"
-                self.show(ui.info(f"{done} {command.target}"))
-            case "announce":
-                await self.session.call(
-                    "broadcast_announcement",
-                    {"message": command.text, "level": command.level or "info"},
+                minutes = command.count * 60 if command.count else None
+                ban = p.BanUserParams(
+                    target_username=target, reason=command.text, duration_seconds=minutes
                 )
+                banned = await self.session.call(ban, r.BanUserResult)
+                self.show(ui.info(f"banned {target} until {ui.stamp(banned.until)}"))
+            case "unban":
+                unban = p.UnbanUserParams(target_username=target)
+                unbanned = await self.session.call(unban, r.UnbanUserResult)
+                done = "unbanned" if unbanned.unbanned else "was not banned:"
+                self.show(ui.info(f"{done} {target}"))
+            case "announce":
+                announce = p.BroadcastAnnouncementParams(
+                    message=command.text or "", level=command.level or "info"
+                )
+                await self.session.call(announce, r.BroadcastAnnouncementResult)
 
     async def join(self, room: str) -> None:
-        result = await self.session.call("join_room", {"room_name": room})
-        room_id = str(result.get("room_id", room_key(room)))
+        result = await self.session.call(p.JoinRoomParams(room_name=room), r.JoinRoomResult)
+        room_id = result.room_id
         self.joined.pop(room_id, None)
-        self.joined[room_id] = str(result.get("room_name", room))
+        self.joined[room_id] = result.room_name
         self.known_rooms.add(room_id)
         self.current = room_id
-        users = [str(name) for name in result.get("existing_users", [])]
+        users = result.existing_users
         self.known_users.update(users)
-        verb = "created and joined" if result.get("created") else "in"
+        verb = "created and joined" if result.created else "in"
         count = f"{len(users)} user{'' if len(users) == 1 else 's'}"
         self.show(ui.info(f"{verb} #{room_id}: {count}: {', '.join(users)}"))
-        for message in result.get("history", []):
-            if isinstance(message, dict):
-                self.show_message(message, old=True)
+        for message in result.history:
+            self.show_message(message, old=True)
 
     async def leave(self, room: str | None) -> None:
         room_id = room_key(room) if room else self.current
         if room_id is None:
             self.show(ui.hint("you are in no room"))
             return
-        await self.session.call("leave_room", {"room_id": room_id})
+        await self.session.call(p.LeaveRoomParams(room_id=room_id), r.LeaveRoomResult)
         self._forget_room(room_id)
         self.show(ui.info(f"left #{room_id}"))
 
@@ -256,17 +257,16 @@ class Chat:
         self.show(ui.info(f"now in #{room_id}"))
 
     async def list_rooms(self) -> None:
-        result = await self.session.call("list_rooms")
-        rooms = result.get("rooms", [])
+        rooms = (await self.session.call(p.ListRoomsParams(), r.RoomList)).rooms
         self.show(ui.info(f"{len(rooms)} room{'' if len(rooms) == 1 else 's'}:"))
         for room in rooms:
-            room_id = str(room.get("room_id"))
+            room_id = room.room_id
             self.known_rooms.add(room_id)
             mark = "*" if room_id == self.current else ("+" if room_id in self.joined else " ")
             self.show(
                 ui.info(
-                    f" {mark} #{room_id} ({room.get('room_name')}): {room.get('user_count')} users,"
-                    f" {room.get('online_count')} online"
+                    f" {mark} #{room_id} ({room.room_name}): {room.user_count} users,"
+                    f" {room.online_count} online"
                 )
             )
 
@@ -274,16 +274,16 @@ class Chat:
         if self.current is None:
             self.show(ui.hint("you are in no room: /join <room> first"))
             return
-        result = await self.session.call("list_members", {"room_id": self.current})
-        members = result.get("members", [])
+        listing = p.ListMembersParams(room_id=self.current)
+        members = (await self.session.call(listing, r.MemberList)).members
         line = Text(f"#{visible(self.current)}: ", style=ui.INFO)
         for index, member in enumerate(members):
-            name = str(member.get("username"))
+            name = member.username
             self.known_users.add(name)
             line.append_text(ui.user(name, self.me))
-            role = member.get("role")
-            extra = [] if role == "user" else [str(role)]
-            if not member.get("online"):
+            role = member.role
+            extra = [] if role == "user" else [role]
+            if not member.online:
                 extra.append("offline")
             if extra:
                 line.append(visible(f" ({', '.join(extra)})"), style=ui.INFO)
@@ -295,8 +295,8 @@ class Chat:
         if self.current is None:
             self.show(ui.hint("you are in no room: /join <room> first"))
             return
-        result = await self.session.call("get_history", {"room_id": self.current, "limit": count})
-        messages = result.get("messages", [])
+        page = p.GetHistoryParams(room_id=self.current, limit=count)
+        messages = (await self.session.call(page, r.GetHistoryResult)).messages
         self.show(ui.info(f"last {len(messages)} messages of #{self.current}:"))
         for message in messages:
             # Asked for explicitly: shown even when already on screen.
@@ -341,83 +341,79 @@ class Chat:
             case _:
                 self.show(ui.error(f"disconnected{reason}"))
 
-    async def notice(self, method: str, p: dict[str, Any]) -> None:
+    async def notice(self, method: str, params: n.Notice) -> None:
         """Render one notification and keep the local view of rooms in step."""
-        room_id = p.get("room_id")
-        name = str(p.get("username", "?"))
-        mine = name.lower() == self.me.lower()
-        match method:
-            case "message_received":
-                self.show_message(p)
-                self._stopped_typing(room_id, name)
-            case "user_joined":
+        match params:
+            case n.MessageReceived():
+                self.show_message(params)
+                self._stopped_typing(params.room_id, params.username)
+            case n.UserJoined(room_id=room_id, username=name):
                 self.known_users.add(name)
-                if mine and isinstance(room_id, str) and room_id not in self.joined:
+                if self._mine(name) and room_id not in self.joined:
                     self.joined[room_id] = room_id  # joined from another connection
-                if not mine:
-                    self.show(
-                        ui.event(
-                            f"{name} joined ({p.get('user_count')} users)", room_id, self.current
-                        )
-                    )
-            case "user_left":
-                why = p.get("reason", "left")
+                if not self._mine(name):
+                    text = f"{name} joined ({params.user_count} users)"
+                    self.show(ui.event(text, room_id, self.current))
+            case n.UserLeft(room_id=room_id, username=name, reason=why):
                 text = f"{name} left" + ("" if why == "left" else f" ({why})")
                 self.show(ui.event(text, room_id, self.current))
                 self._stopped_typing(room_id, name)
-                if mine and isinstance(room_id, str):
+                if self._mine(name):
                     self._forget_room(room_id)
-            case "user_kicked":
+            case n.UserKicked(room_id=room_id, username=name):
                 where = "the chat" if room_id is None else f"#{room_id}"
-                who = "you were" if mine else f"{name} was"
-                self.show(ui.error(f"{who} kicked from {where} by {p.get('by')}{_why(p)}"))
-            case "user_banned":
-                until = p.get("until") or "for ever"
-                who = "you are" if mine else f"{name} is"
-                self.show(ui.error(f"{who} banned until {until} by {p.get('by')}{_why(p)}"))
-            case "user_unbanned":
-                self.show(ui.event(f"{name} was unbanned by {p.get('by')}"))
-            case "role_changed":
-                if mine:
-                    self.role = str(p.get("role", self.role))
-                self.show(ui.event(f"{name} is now {p.get('role')} (by {p.get('by')})"))
-            case "system_announcement":
-                self.show(ui.announcement(p))
-            case "room_created":
-                if isinstance(room_id, str):
-                    self.known_rooms.add(room_id)
-            case "room_deleted":
-                self.show(ui.event(f"room #{room_id} was deleted by {p.get('by')}"))
-                if isinstance(room_id, str):
-                    self.known_rooms.discard(room_id)
-                    self._forget_room(room_id)
-            case "presence_changed":
+                who = "you were" if self._mine(name) else f"{name} was"
+                self.show(
+                    ui.error(f"{who} kicked from {where} by {params.by}{_why(params.reason)}")
+                )
+            case n.UserBanned(username=name):
+                until = ui.stamp(params.until)
+                who = "you are" if self._mine(name) else f"{name} is"
+                self.show(
+                    ui.error(f"{who} banned until {until} by {params.by}{_why(params.reason)}")
+                )
+            case n.UserUnbanned(username=name):
+                self.show(ui.event(f"{name} was unbanned by {params.by}"))
+            case n.RoleChanged(username=name, role=role):
+                if self._mine(name):
+                    self.role = role
+                self.show(ui.event(f"{name} is now {role} (by {params.by})"))
+            case n.SystemAnnouncement():
+                self.show(ui.announcement(params))
+            case n.RoomCreated():
+                self.known_rooms.add(params.room_id)
+            case n.RoomDeleted(room_id=room_id):
+                self.show(ui.event(f"room #{room_id} was deleted by {params.by}"))
+                self.known_rooms.discard(room_id)
+                self._forget_room(room_id)
+            case n.PresenceChanged(username=name):
                 self.known_users.add(name)
-                self.show(ui.event(f"{name} is {'online' if p.get('online') else 'offline'}"))
-            case "user_started_typing":
-                if isinstance(room_id, str) and not mine:
+                self.show(ui.event(f"{name} is {'online' if params.online else 'offline'}"))
+            case n.Typing(room_id=room_id, username=name) if method == "user_started_typing":
+                if not self._mine(name):
                     self.typing.setdefault(room_id, {})[name] = (
                         time.monotonic() + TYPING_SHOW_SECONDS
                     )
                     if is_dumb_terminal():
                         # No toolbar to show it in: one line instead.
                         self.show(ui.event(f"{name} is typing...", room_id, self.current))
-            case "user_stopped_typing":
+            case n.Typing(room_id=room_id, username=name):
                 self._stopped_typing(room_id, name)
-            case "resync_required":
+            case n.ResyncRequired():
                 await self._resync()
 
-    def _stopped_typing(self, room_id: Any, name: str) -> None:
-        if isinstance(room_id, str):
-            self.typing.get(room_id, {}).pop(name, None)
+    def _mine(self, name: str) -> bool:
+        return name.lower() == self.me.lower()
+
+    def _stopped_typing(self, room_id: str, name: str) -> None:
+        self.typing.get(room_id, {}).pop(name, None)
 
     async def _resync(self) -> None:
         """Too much was missed for a resume: refetch rooms and the recent history."""
         self.show(ui.info("too much was missed while away; refetching the rooms"))
         current = self.current
         with contextlib.suppress(RpcError, ConnectionLost):
-            info = await self.session.call("whoami")
-            held = [r for r in info.get("rooms", []) if isinstance(r, str)]
+            held = (await self.session.call(p.WhoamiParams(), r.WhoAmI)).rooms
             for room_id in list(self.joined):
                 if room_id not in held:
                     self._forget_room(room_id)
@@ -429,7 +425,7 @@ class Chat:
 
     # -- main ------------------------------------------------------------------------------
 
-    async def main(self, info: dict[str, Any]) -> int:
+    async def main(self, info: n.ConnectionEstablished) -> int:
         """Run until /quit, Ctrl-C/Ctrl-D or the end of the session; the exit code."""
         with patch_stdout(raw=True):
             try:
@@ -454,12 +450,8 @@ class Chat:
         return self.exit_code
 
 
-def _present(params: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in params.items() if value is not None}
-
-
-def _why(p: dict[str, Any]) -> str:
-    return f": {p['reason']}" if p.get("reason") else ""
+def _why(reason: str | None) -> str:
+    return f": {reason}" if reason else ""
 
 
 def _rpc_text(exc: RpcError) -> str:

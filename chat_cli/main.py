@@ -275,7 +275,7 @@ def chat(
                     return -1
                 say(f"error: {ended.message}", err=True)
                 return {"kicked": EXIT_KICKED, "banned": EXIT_BANNED}.get(ended.kind, 1)
-            name = str(info.get("username") or username or "me")
+            name = info.username or username or "me"
             return await Chat(session, name).main(info)
 
         try:

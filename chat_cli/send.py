@@ -7,6 +7,8 @@ import uuid
 from chat_cli.auth import login_hint
 from chat_cli.session import ConnectionLost, RpcError, Session, SessionEnded
 from chat_core.domain.rules import room_key
+from chat_core.protocol import params as p
+from chat_core.protocol import results as r
 
 EXIT_FOR_END = {"kicked": 3, "banned": 4}
 
@@ -19,12 +21,10 @@ async def send(server: str, token: str, room: str, text: str) -> tuple[int, str]
     try:
         info = await session.start()
         room_id = room_key(room)
-        if room_id not in info.get("rooms", []):
-            await session.call("join_room", {"room_name": room})
-        result = await session.call(
-            "send_message",
-            {"room_id": room_id, "text": text, "client_msg_id": uuid.uuid4().hex},
-        )
+        if room_id not in info.rooms:
+            await session.call(p.JoinRoomParams(room_name=room), r.JoinRoomResult)
+        message = p.SendMessageParams(room_id=room_id, text=text, client_msg_id=uuid.uuid4().hex)
+        result = await session.call(message, r.SendMessageResult)
     except SessionEnded as ended:
         if ended.kind == "unauthenticated":
             return 1, f"{ended.message}; run `{login_hint(server)}`"
@@ -35,4 +35,4 @@ async def send(server: str, token: str, room: str, text: str) -> tuple[int, str]
         return 1, str(exc)
     finally:
         await session.close()
-    return 0, f"sent to {result.get('room_id', room_id)} (seq {result.get('seq')})"
+    return 0, f"sent to {result.room_id} (seq {result.seq})"

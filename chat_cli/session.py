@@ -19,29 +19,38 @@ import asyncio
 import contextlib
 import itertools
 import random
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
 
 import msgspec
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
-CLOSE_KICKED = 4001
-CLOSE_SLOW = 4008
-CLOSE_UNAUTHENTICATED = 4401
-CLOSE_BANNED = 4403
+from chat_cli import wire
+from chat_core.protocol import notifications as n
+from chat_core.protocol import params as p
+from chat_core.protocol.codes import Close
+
+R = TypeVar("R", bound=msgspec.Struct)
 EndKind = Literal["kicked", "banned", "unauthenticated", "protocol", "closed", "unreachable"]
 # Closes after which a new connection would be refused or pointless: the session is over.
 _FINAL: dict[int, EndKind] = {
-    CLOSE_KICKED: "kicked",
-    CLOSE_BANNED: "banned",
-    CLOSE_UNAUTHENTICATED: "unauthenticated",
-    1003: "protocol",
-    1009: "protocol",
+    Close.KICKED: "kicked",
+    Close.BANNED: "banned",
+    Close.UNAUTHORIZED: "unauthenticated",
+    Close.UNSUPPORTED_DATA: "protocol",
+    Close.TOO_BIG: "protocol",
 }
 # Methods that are harmless to send twice (reads, idempotent joins). `send_message` joins
 # them when it carries a client_msg_id: the server then returns the first result again.
-_RETRYABLE = {"join_room", "list_rooms", "list_members", "get_history", "whoami", "ping"}
+_RETRYABLE: tuple[type[p.Params], ...] = (
+    p.JoinRoomParams,
+    p.ListRoomsParams,
+    p.ListMembersParams,
+    p.GetHistoryParams,
+    p.WhoamiParams,
+    p.PingParams,
+)
 
 
 class RpcError(Exception):
@@ -70,10 +79,10 @@ class SessionEnded(Exception):
 
 @dataclass(frozen=True)
 class Notice:
-    """A server notification (durable ones already deduplicated)."""
+    """A server notification (durable ones already deduplicated), decoded by the catalogue."""
 
     method: str
-    params: dict[str, Any]
+    params: n.Notice
 
 
 @dataclass(frozen=True)
@@ -82,7 +91,7 @@ class Status:
 
     state: Literal["connected", "reconnecting", "resumed"]
     detail: str = ""
-    info: dict[str, Any] = field(default_factory=dict)  # connection_established params
+    info: n.ConnectionEstablished | None = None  # connection_established params
 
 
 @dataclass(frozen=True)
@@ -118,7 +127,7 @@ def backoff_delay(attempt: int, base: float = 0.5, cap: float = 30.0) -> float:
 @dataclass
 class _Pending:
     payload: bytes
-    future: asyncio.Future[dict[str, Any]]
+    future: asyncio.Future[msgspec.Raw]
     retryable: bool
     generation: int = 0  # the connection it was last sent on (0: not sent yet)
 
@@ -141,7 +150,7 @@ class Session:
         self._open_timeout = open_timeout
         self.events: asyncio.Queue[SessionEvent] = asyncio.Queue(maxsize=queue_size)
         self.last_seq: int | None = None  # the last durable seq seen: where a resume starts
-        self.info: dict[str, Any] = {}  # the latest connection_established params
+        self.info: n.ConnectionEstablished | None = None  # the latest connection_established
         self._ws: ClientConnection | None = None
         self._connected = asyncio.Event()
         self._ids = itertools.count(1)
@@ -153,7 +162,7 @@ class Session:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    async def start(self) -> dict[str, Any]:
+    async def start(self) -> n.ConnectionEstablished:
         """Open the first connection; its `connection_established` params.
 
         Raises SessionEnded when the server cannot be reached or refuses the token: a first
@@ -187,42 +196,41 @@ class Session:
 
     # -- calls -----------------------------------------------------------------------------
 
-    async def call(
-        self, method: str, params: dict[str, Any] | None = None, within: float = 15.0
-    ) -> dict[str, Any]:
-        """Send a request and wait for its result; RpcError for an error response."""
+    async def call(self, params: p.Params, result: type[R], within: float = 15.0) -> R:
+        """Call the method of `params` and wait for its `result` (the catalogue's struct for
+        that method); RpcError for an error response."""
+        wire.check_result_type(params, result)
         if self._ended is not None:
             raise self._ended
         request_id = next(self._ids)
-        message: dict[str, Any] = {"jsonrpc": "2.0", "id": request_id, "method": method}
-        if params:
-            message["params"] = params
-        retryable = method in _RETRYABLE or (
-            method == "send_message" and bool((params or {}).get("client_msg_id"))
+        retryable = isinstance(params, _RETRYABLE) or (
+            isinstance(params, p.SendMessageParams) and bool(params.client_msg_id)
         )
-        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        pending = _Pending(msgspec.json.encode(message), future, retryable)
+        future: asyncio.Future[msgspec.Raw] = asyncio.get_running_loop().create_future()
+        pending = _Pending(wire.encode_request(request_id, params), future, retryable)
         self._pending[request_id] = pending
         try:
             async with asyncio.timeout(within):
                 await self._connected.wait()
                 await self._send(pending)
-                return await future
+                raw = await future
         except TimeoutError:
+            method = wire.method_of(params)
             raise ConnectionLost(f"no answer to {method} within {within:g} s") from None
         finally:
             self._pending.pop(request_id, None)
+        try:
+            return wire.decode_result(raw, result)
+        except msgspec.ValidationError as exc:
+            raise RpcError(-32603, f"the server's answer was not understood: {exc}") from exc
 
-    async def notify(self, method: str, params: dict[str, Any] | None = None) -> None:
+    async def notify(self, params: p.Params) -> None:
         """Send a JSON-RPC notification (no answer); dropped while disconnected."""
         ws = self._ws
         if ws is None or not self._connected.is_set():
             return
-        message: dict[str, Any] = {"jsonrpc": "2.0", "method": method}
-        if params:
-            message["params"] = params
         with contextlib.suppress(ConnectionClosed):
-            await ws.send(msgspec.json.encode(message).decode())
+            await ws.send(wire.encode_request(None, params).decode())
 
     async def _send(self, pending: _Pending) -> None:
         ws = self._ws
@@ -235,7 +243,7 @@ class Session:
 
     # -- connection ------------------------------------------------------------------------
 
-    async def _open(self, since: int | None) -> tuple[ClientConnection, dict[str, Any]]:
+    async def _open(self, since: int | None) -> tuple[ClientConnection, n.ConnectionEstablished]:
         """Connect and read `connection_established`; SessionEnded if refused for good."""
         url = ws_url(self.server, since)
         try:
@@ -266,21 +274,20 @@ class Session:
         except TimeoutError as exc:
             await ws.close()
             raise _Retry("no connection_established from the server") from exc
-        message = _decode(first)
-        if not isinstance(message, dict) or message.get("method") != "connection_established":
+        messages = wire.decode_frame(first)
+        info = wire.decode_notice(messages[0]) if len(messages) == 1 else None
+        if not isinstance(info, n.ConnectionEstablished):
             await ws.close()
             raise _Retry("the server's first frame was not connection_established")
-        params = message.get("params")
-        return ws, params if isinstance(params, dict) else {}
+        return ws, info
 
-    def _attach(self, ws: ClientConnection, info: dict[str, Any]) -> None:
+    def _attach(self, ws: ClientConnection, info: n.ConnectionEstablished) -> None:
         self._ws = ws
         self._generation += 1
         self.info = info
-        seq = info.get("journal_seq")
-        if self.last_seq is None and isinstance(seq, int):
+        if self.last_seq is None:
             # A fresh session hears only what follows journal_seq: resume from there.
-            self.last_seq = seq
+            self.last_seq = info.journal_seq
         self._connected.set()
 
     async def _run(self, ws: ClientConnection) -> None:
@@ -318,10 +325,8 @@ class Session:
         """Dispatch frames until the socket closes; a final error, or None to reconnect."""
         try:
             async for frame in ws:
-                message = _decode(frame)
-                for item in message if isinstance(message, list) else [message]:
-                    if isinstance(item, dict):
-                        await self._dispatch(item)
+                for message in wire.decode_frame(frame):
+                    await self._dispatch(message)
         except ConnectionClosed as exc:
             error = _closed_error(exc)
             return error if isinstance(error, SessionEnded) else None
@@ -331,40 +336,31 @@ class Session:
             return SessionEnded(_FINAL[code], ws.close_reason or "")
         return None
 
-    async def _dispatch(self, message: dict[str, Any]) -> None:
-        if "id" in message and ("result" in message or "error" in message):
-            pending = self._pending.get(message["id"]) if isinstance(message["id"], int) else None
+    async def _dispatch(self, message: wire.Incoming) -> None:
+        if message.is_response:
+            request_id = message.id
+            pending = self._pending.get(request_id) if isinstance(request_id, int) else None
             if pending is None or pending.future.done():
                 return
-            if "error" in message and isinstance(message["error"], dict):
-                error = message["error"]
-                data = error.get("data")
-                pending.future.set_exception(
-                    RpcError(
-                        int(error.get("code", -32603)),
-                        str(error.get("message", "error")),
-                        data if isinstance(data, dict) else None,
-                    )
-                )
+            error = message.error
+            if error is not None:
+                pending.future.set_exception(RpcError(error.code, error.message, error.data))
             else:
-                result = message.get("result")
-                pending.future.set_result(result if isinstance(result, dict) else {})
+                pending.future.set_result(message.result)
             return
-        method = message.get("method")
-        params = message.get("params")
-        if not isinstance(method, str):
-            return
-        params = params if isinstance(params, dict) else {}
-        seq = params.get("seq")
+        params = wire.decode_notice(message)
+        if params is None or message.method is None:
+            return  # a notification this client does not know: ignored
+        seq = getattr(params, "seq", None)
         if isinstance(seq, int):
             # One order per connection, at most once: anything at or below the last seq seen
             # is a replay of what was already shown (a resume overlapping the live stream).
             if self.last_seq is not None and seq <= self.last_seq:
                 return
             self.last_seq = seq
-        elif method == "resync_required" and isinstance(params.get("journal_seq"), int):
-            self.last_seq = params["journal_seq"]
-        await self._emit(Notice(method, params))
+        elif isinstance(params, n.ResyncRequired):
+            self.last_seq = params.journal_seq
+        await self._emit(Notice(message.method, params))
 
     def _fail_unrepeatable(self) -> None:
         for pending in self._pending.values():
@@ -399,10 +395,3 @@ def _closed_error(exc: ConnectionClosed) -> SessionEnded | _Retry:
         return SessionEnded(_FINAL[close.code], close.reason)
     code = close.code if close is not None else 1006
     return _Retry(f"connection closed ({code})")
-
-
-def _decode(frame: str | bytes) -> Any:
-    try:
-        return msgspec.json.decode(frame)
-    except msgspec.DecodeError:
-        return None

@@ -12,12 +12,14 @@ from __future__ import annotations
 import sys
 import zlib
 from datetime import datetime
-from typing import Any
 
+import msgspec
 from rich.console import Console
 from rich.text import Text
 
 from chat_cli.visible import visible
+from chat_core.protocol.notifications import MessageReceived, SystemAnnouncement
+from chat_core.protocol.results import Message
 
 OWN = "bold bright_green"
 EVENT = "dim italic"
@@ -57,17 +59,15 @@ def name_style(username: str) -> str:
     return PALETTE[zlib.crc32(username.lower().encode()) % len(PALETTE)]
 
 
-def _clock(timestamp: Any) -> str:
-    if isinstance(timestamp, str):
-        try:
-            return (
-                datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
-                .astimezone()
-                .strftime("%H:%M")
-            )
-        except ValueError:
-            return "--:--"
-    return datetime.now().strftime("%H:%M")
+def _clock(timestamp: datetime) -> str:
+    return timestamp.astimezone().strftime("%H:%M")
+
+
+def stamp(moment: datetime | None, default: str = "for ever") -> str:
+    """A time as the server wrote it (RFC 3339, `Z` for UTC), or `default`."""
+    if moment is None:
+        return default
+    return msgspec.json.encode(moment).decode().strip('"')
 
 
 def _room_tag(room_id: str | None, current: str | None) -> Text:
@@ -77,15 +77,17 @@ def _room_tag(room_id: str | None, current: str | None) -> Text:
     return Text(f"#{visible(str(room_id))} ", style=ROOM)
 
 
-def message(params: dict[str, Any], me: str, current: str | None, *, old: bool = False) -> Text:
+def message(
+    params: Message | MessageReceived, me: str, current: str | None, *, old: bool = False
+) -> Text:
     """A chat message; `old` for history (dimmed, so it reads apart from the live stream)."""
-    username = visible(str(params.get("username", "?")))
+    username = visible(params.username)
     own = username.lower() == me.lower()
-    line = Text(_clock(params.get("timestamp")) + " ", style=INFO)
-    line.append_text(_room_tag(params.get("room_id"), current))
+    line = Text(_clock(params.timestamp) + " ", style=INFO)
+    line.append_text(_room_tag(params.room_id, current))
     line.append(f"<{username}>", style=OWN if own else name_style(username))
     line.append(" ")
-    line.append(visible(str(params.get("text", ""))), style="dim" if old else "")
+    line.append(visible(params.text), style="dim" if old else "")
     return line
 
 
@@ -103,11 +105,11 @@ def user(username: str, me: str) -> Text:
     )
 
 
-def announcement(params: dict[str, Any]) -> Text:
-    level = visible(str(params.get("level", "info")))
+def announcement(params: SystemAnnouncement) -> Text:
+    level = visible(params.level)
     line = Text(f"[{level.upper()}] ", style=LEVELS.get(level, LEVELS["info"]))
-    line.append(visible(str(params.get("message", ""))), style=LEVELS.get(level, LEVELS["info"]))
-    line.append(visible(f"  (by {params.get('by', '?')})"), style=INFO)
+    line.append(visible(params.message), style=LEVELS.get(level, LEVELS["info"]))
+    line.append(visible(f"  (by {params.by})"), style=INFO)
     return line
 
 

@@ -1,4 +1,5 @@
-"""The Litestar application: HTTP auth routes, `/ws`, CORS, OpenAPI at `/schema`."""
+"""The Litestar application: HTTP auth routes, `/ws`, CORS, OpenAPI at `/schema`, AsyncAPI at
+`/asyncapi.json`."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 
 from chat_web.http.auth import chat_error_handler, health, login, register
+from chat_web.http.contract import asyncapi
 from chat_web.page import page_router
 from chat_web.runtime import Runtime
 from chat_web.ws.endpoint import chat_socket
@@ -18,7 +20,7 @@ def create_app(runtime: Runtime) -> Litestar:
     cors = runtime.settings.server.cors
     origins = ["*"] if cors.allow_any_origin else list(cors.allowed_origins)
     return Litestar(
-        route_handlers=[register, login, health, chat_socket, page_router()],
+        route_handlers=[register, login, health, asyncapi, chat_socket, page_router()],
         state=State({"runtime": runtime}),
         cors_config=CORSConfig(allow_origins=origins),
         exception_handlers={Exception: chat_error_handler},

@@ -12,36 +12,25 @@ from __future__ import annotations
 
 import itertools
 import time
-from datetime import datetime
-from typing import Any
-
-import msgspec
 
 from chat_core.domain import commands as c
 from chat_core.domain.decider import decide, existing_room
 from chat_core.domain.rules import user_key
+from chat_core.protocol.notifications import MessageReceived
+from chat_core.protocol.results import SendMessageResult
 from chat_core.protocol.rpc import encode_notification
 from chat_web.runtime import Runtime
-
-
-class LiveMessage(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    message_id: int
-    room_id: str
-    username: str
-    text: str
-    timestamp: datetime
-    client_msg_id: str | None = None
-
 
 _ids = itertools.count(time.time_ns() // 1000)
 
 
-def send_live(rt: Runtime, command: c.SendMessage) -> dict[str, Any]:
+def send_live(rt: Runtime, command: c.SendMessage) -> SendMessageResult:
     """Check `command` against the live state and deliver it now; the send_message result."""
     state = rt.processor.state
     decide(command, state)  # raises the same rejections as a journaled send
     room = existing_room(state, command.room_id)
-    message = LiveMessage(
+    # No seq: the field is left out of the notification.
+    message = MessageReceived(
         message_id=max(next(_ids), state.last_message_id + 1),
         room_id=room.room_id,
         username=room.members.get(user_key(command.actor), command.actor),
@@ -52,10 +41,10 @@ def send_live(rt: Runtime, command: c.SendMessage) -> dict[str, Any]:
     frame = encode_notification("message_received", message).decode()
     rt.hub.send_to(room.members.keys(), frame)
     rt.hub.typing.stop(user_key(command.actor), room.room_id)
-    return {
-        "message_id": message.message_id,
-        "room_id": room.room_id,
-        "seq": None,
-        "timestamp": command.at,
-        "duplicate": False,
-    }
+    return SendMessageResult(
+        message_id=message.message_id,
+        room_id=room.room_id,
+        seq=None,
+        timestamp=command.at,
+        duplicate=False,
+    )

@@ -11,6 +11,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any, Final
 
+import msgspec
+
 from chat_core.domain import commands as c
 from chat_core.domain import events as e
 from chat_core.domain import views
@@ -19,6 +21,7 @@ from chat_core.domain.rules import room_key, user_key
 from chat_core.errors import InvalidParams, RateLimited
 from chat_core.processor import Outcome
 from chat_core.protocol import params as p
+from chat_core.protocol import results as r
 from chat_core.protocol.rpc import Call
 from chat_web.limits import WindowCounter
 from chat_web.live import send_live
@@ -30,13 +33,13 @@ MAX_HISTORY_PAGE: Final = 200
 # much later at most (the retry time if sooner).
 MAX_READ_PAUSE: Final = 1.0
 
-Handler = Callable[[Runtime, Connection, Any, datetime], Awaitable[Any]]
+Handler = Callable[[Runtime, Connection, Any, datetime], Awaitable[msgspec.Struct]]
 
 
-async def dispatch(rt: Runtime, conn: Connection, call: Call) -> Any:
-    """Run one call (already counted by `request_refusal`) and return its result (a JSON
-    object); raises a ChatError on refusal."""
-    return await _HANDLERS[call.method](rt, conn, call.params, datetime.now(UTC))
+async def dispatch(rt: Runtime, conn: Connection, call: Call) -> msgspec.Struct:
+    """Run one call (already counted by `request_refusal`) and return its result struct (the
+    catalogue's); raises a ChatError on refusal."""
+    return await HANDLERS[call.method](rt, conn, call.params, datetime.now(UTC))
 
 
 def request_refusal(rt: Runtime, conn: Connection) -> RateLimited | None:
@@ -95,7 +98,9 @@ def _room_or_current(conn: Connection, room_id: str | None) -> str:
 # --- writes ----------------------------------------------------------------------------------
 
 
-async def join_room(rt: Runtime, conn: Connection, params: p.JoinRoomParams, at: datetime) -> Any:
+async def join_room(
+    rt: Runtime, conn: Connection, params: p.JoinRoomParams, at: datetime
+) -> r.JoinRoomResult:
     command = c.JoinRoom(actor=conn.username, at=at, limits=rt.limits, room_name=params.room_name)
     room_id = room_key(params.room_name)
     creations = _count_creation(rt, conn, command)
@@ -112,15 +117,15 @@ async def join_room(rt: Runtime, conn: Connection, params: p.JoinRoomParams, at:
     conn.current_room = room.room_id
     window = rt.settings.chat.history_on_join
     history = list(room.recent[-window:]) if window else []
-    return {
-        "room_id": room.room_id,
-        "room_name": room.room_name,
-        "created": created,
-        "user_count": len(room.members),
-        "existing_users": [room.members[key] for key in sorted(room.members.keys())],
-        "history": history,
-        "journal_seq": outcome.state.seq,
-    }
+    return r.JoinRoomResult(
+        room_id=room.room_id,
+        room_name=room.room_name,
+        created=created,
+        user_count=len(room.members),
+        existing_users=[room.members[key] for key in sorted(room.members.keys())],
+        history=history,
+        journal_seq=outcome.state.seq,
+    )
 
 
 def _count_creation(rt: Runtime, conn: Connection, command: c.JoinRoom) -> WindowCounter | None:
@@ -141,16 +146,20 @@ def _count_creation(rt: Runtime, conn: Connection, command: c.JoinRoom) -> Windo
     return creations
 
 
-async def leave_room(rt: Runtime, conn: Connection, params: p.LeaveRoomParams, at: datetime) -> Any:
+async def leave_room(
+    rt: Runtime, conn: Connection, params: p.LeaveRoomParams, at: datetime
+) -> r.LeaveRoomResult:
     room_id = _room_or_current(conn, params.room_id)
     outcome = await rt.processor.submit(c.LeaveRoom(actor=conn.username, at=at, room_id=room_id))
     room = outcome.state.rooms.get(room_id)
-    return {"room_id": room_id, "user_count": len(room.members) if room is not None else 0}
+    return r.LeaveRoomResult(
+        room_id=room_id, user_count=len(room.members) if room is not None else 0
+    )
 
 
 async def send_message(
     rt: Runtime, conn: Connection, params: p.SendMessageParams, at: datetime
-) -> Any:
+) -> r.SendMessageResult:
     command = send_command(rt, conn, params, at)
     if not rt.settings.chat.persist_messages:
         return send_live(rt, command)
@@ -177,30 +186,32 @@ def send_command(
     )
 
 
-def sent_result(outcome: Outcome) -> dict[str, Any]:
+def sent_result(outcome: Outcome) -> r.SendMessageResult:
     """send_message's result from its committed outcome (or the first one, for a duplicate)."""
     if outcome.duplicate is not None:
         ref = outcome.duplicate
-        return {
-            "message_id": ref.message_id,
-            "room_id": ref.room_id,
-            "seq": ref.seq,
-            "timestamp": ref.timestamp,
-            "duplicate": True,
-        }
+        return r.SendMessageResult(
+            message_id=ref.message_id,
+            room_id=ref.room_id,
+            seq=ref.seq,
+            timestamp=ref.timestamp,
+            duplicate=True,
+        )
     recorded = outcome.events[0]
     sent = recorded.event
     assert isinstance(sent, e.MessageSent)
-    return {
-        "message_id": sent.message_id,
-        "room_id": sent.room_id,
-        "seq": recorded.seq,
-        "timestamp": recorded.at,
-        "duplicate": False,
-    }
+    return r.SendMessageResult(
+        message_id=sent.message_id,
+        room_id=sent.room_id,
+        seq=recorded.seq,
+        timestamp=recorded.at,
+        duplicate=False,
+    )
 
 
-async def kick_user(rt: Runtime, conn: Connection, params: p.KickUserParams, at: datetime) -> Any:
+async def kick_user(
+    rt: Runtime, conn: Connection, params: p.KickUserParams, at: datetime
+) -> r.KickUserResult:
     room_id = room_key(params.room_id) if params.room_id is not None else None
     command = c.KickUser(
         actor=conn.username,
@@ -210,10 +221,12 @@ async def kick_user(rt: Runtime, conn: Connection, params: p.KickUserParams, at:
         room_id=room_id,
     )
     await rt.processor.submit(command)
-    return {"kicked": True}
+    return r.KickUserResult()
 
 
-async def ban_user(rt: Runtime, conn: Connection, params: p.BanUserParams, at: datetime) -> Any:
+async def ban_user(
+    rt: Runtime, conn: Connection, params: p.BanUserParams, at: datetime
+) -> r.BanUserResult:
     command = c.BanUser(
         actor=conn.username,
         at=at,
@@ -223,40 +236,44 @@ async def ban_user(rt: Runtime, conn: Connection, params: p.BanUserParams, at: d
     )
     outcome = await rt.processor.submit(command)
     until = next((ev.until for ev in _events(outcome) if isinstance(ev, e.UserBanned)), None)
-    return {"banned": True, "until": until}
+    return r.BanUserResult(until=until)
 
 
-async def unban_user(rt: Runtime, conn: Connection, params: p.UnbanUserParams, at: datetime) -> Any:
+async def unban_user(
+    rt: Runtime, conn: Connection, params: p.UnbanUserParams, at: datetime
+) -> r.UnbanUserResult:
     command = c.UnbanUser(actor=conn.username, at=at, target=params.target_username)
     outcome = await rt.processor.submit(command)
-    return {"unbanned": bool(outcome.events)}
+    return r.UnbanUserResult(unbanned=bool(outcome.events))
 
 
-async def set_role(rt: Runtime, conn: Connection, params: p.SetRoleParams, at: datetime) -> Any:
+async def set_role(
+    rt: Runtime, conn: Connection, params: p.SetRoleParams, at: datetime
+) -> r.SetRoleResult:
     command = c.SetRole(actor=conn.username, at=at, target=params.target_username, role=params.role)
     outcome = await rt.processor.submit(command)
     account = outcome.state.accounts.get(user_key(params.target_username))
     username = account.username if account is not None else params.target_username
-    return {"username": username, "role": params.role}
+    return r.SetRoleResult(username=username, role=params.role)
 
 
 async def broadcast_announcement(
     rt: Runtime, conn: Connection, params: p.BroadcastAnnouncementParams, at: datetime
-) -> Any:
+) -> r.BroadcastAnnouncementResult:
     command = c.BroadcastAnnouncement(
         actor=conn.username, at=at, limits=rt.limits, message=params.message, level=params.level
     )
     outcome = await rt.processor.submit(command)
     recorded = outcome.events[0]
-    return {"seq": recorded.seq, "timestamp": recorded.at}
+    return r.BroadcastAnnouncementResult(seq=recorded.seq, timestamp=recorded.at)
 
 
 async def delete_room(
     rt: Runtime, conn: Connection, params: p.DeleteRoomParams, at: datetime
-) -> Any:
+) -> r.DeleteRoomResult:
     command = c.DeleteRoom(actor=conn.username, at=at, room_id=room_key(params.room_id))
     await rt.processor.submit(command)
-    return {"deleted": True}
+    return r.DeleteRoomResult()
 
 
 # --- ephemeral -------------------------------------------------------------------------------
@@ -264,28 +281,30 @@ async def delete_room(
 
 async def start_typing(
     rt: Runtime, conn: Connection, params: p.StartTypingParams, at: datetime
-) -> Any:
+) -> r.Empty:
     state = rt.processor.state
     account = authorize(state, conn.username, at)
     room = member_room(state, conn.username, _room_or_current(conn, params.room_id))
     rt.hub.typing.start(conn.key, account.username, room.room_id)
-    return {}
+    return r.Empty()
 
 
 async def stop_typing(
     rt: Runtime, conn: Connection, params: p.StopTypingParams, at: datetime
-) -> Any:
+) -> r.Empty:
     state = rt.processor.state
     authorize(state, conn.username, at)
     room = member_room(state, conn.username, _room_or_current(conn, params.room_id))
     rt.hub.typing.stop(conn.key, room.room_id)
-    return {}
+    return r.Empty()
 
 
 # --- reads -----------------------------------------------------------------------------------
 
 
-async def list_rooms(rt: Runtime, conn: Connection, params: p.ListRoomsParams, at: datetime) -> Any:
+async def list_rooms(
+    rt: Runtime, conn: Connection, params: p.ListRoomsParams, at: datetime
+) -> r.RoomList:
     state = rt.processor.state
     authorize(state, conn.username, at)
     return views.list_rooms(state, rt.hub.is_online)
@@ -293,7 +312,7 @@ async def list_rooms(rt: Runtime, conn: Connection, params: p.ListRoomsParams, a
 
 async def list_members(
     rt: Runtime, conn: Connection, params: p.ListMembersParams, at: datetime
-) -> Any:
+) -> r.MemberList:
     state = rt.processor.state
     authorize(state, conn.username, at)
     return views.list_members(state, existing_room(state, params.room_id), rt.hub.is_online)
@@ -301,7 +320,7 @@ async def list_members(
 
 async def get_history(
     rt: Runtime, conn: Connection, params: p.GetHistoryParams, at: datetime
-) -> Any:
+) -> r.GetHistoryResult:
     state = rt.processor.state
     authorize(state, conn.username, at)
     room = member_room(state, conn.username, params.room_id)
@@ -312,28 +331,26 @@ async def get_history(
     recent = [m for m in room.recent if before is None or m.seq < before]
     complete = len(room.recent) == room.message_count
     if len(recent) > limit or complete:
-        return {
-            "room_id": room.room_id,
-            "messages": recent[-limit:],
-            "has_more": len(recent) > limit,
-        }
+        return r.GetHistoryResult(
+            room_id=room.room_id, messages=recent[-limit:], has_more=len(recent) > limit
+        )
     messages, has_more = await rt.journal.history(room.room_id, before, limit, room.created_seq)
-    return {"room_id": room.room_id, "messages": messages, "has_more": has_more}
+    return r.GetHistoryResult(room_id=room.room_id, messages=messages, has_more=has_more)
 
 
-async def whoami(rt: Runtime, conn: Connection, params: p.WhoamiParams, at: datetime) -> Any:
+async def whoami(rt: Runtime, conn: Connection, params: p.WhoamiParams, at: datetime) -> r.WhoAmI:
     state = rt.processor.state
     account = authorize(state, conn.username, at)
     return views.whoami(state, account.username, account.role, conn.current_room)
 
 
-async def ping(rt: Runtime, conn: Connection, params: p.PingParams, at: datetime) -> Any:
+async def ping(rt: Runtime, conn: Connection, params: p.PingParams, at: datetime) -> r.PingResult:
     state = rt.processor.state
     authorize(state, conn.username, at)
-    return {"pong": True, "journal_seq": state.seq}
+    return r.PingResult(journal_seq=state.seq)
 
 
-_HANDLERS: Final[dict[str, Handler]] = {
+HANDLERS: Final[dict[str, Handler]] = {
     "join_room": join_room,
     "leave_room": leave_room,
     "send_message": send_message,

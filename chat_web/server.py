@@ -24,6 +24,7 @@ from chat_core.journal.check import checked_replay
 from chat_core.journal.open import open_journal
 from chat_core.journal.replay import replay
 from chat_core.processor import CommandProcessor
+from chat_core.protocol.codes import Close
 from chat_core.settings.paths import check_writable, ensure_dir, ensure_sqlite_file
 from chat_core.settings.schema import (
     Settings,
@@ -43,7 +44,6 @@ log = logging.getLogger("chat_web")
 banner_log = logging.getLogger("chat_web.startup")
 banner_log.setLevel(logging.INFO)
 
-GOING_AWAY = 1001
 SHUTDOWN_GRACE = 5.0
 
 
@@ -80,7 +80,7 @@ class _Server(uvicorn.Server):
         for server in self.servers:
             server.close()
         log.info("shutting down: closing %d connections", self.hub.connection_count)
-        await self.hub.close_all(GOING_AWAY, SHUTDOWN_GRACE)
+        await self.hub.close_all(Close.GOING_AWAY, SHUTDOWN_GRACE)
         await super().shutdown(sockets)
 
 

@@ -7,7 +7,7 @@ answers with a precise reason such as `invalid_level`. Unknown fields are ignore
 
 from __future__ import annotations
 
-from typing import Annotated, Final, Literal, TypeAlias
+from typing import Annotated, Literal, TypeAlias
 
 import msgspec
 
@@ -22,8 +22,9 @@ DurationSeconds: TypeAlias = Annotated[int, msgspec.Meta(ge=1, le=100 * 365 * 86
 RoleName: TypeAlias = Literal["user", "moderator", "admin"]
 
 
-class Params(msgspec.Struct, frozen=True, kw_only=True):
-    """Base of every params struct; `METHODS` maps a method name to its subclass."""
+# omit_defaults: a client encoding params sends only what it sets (the server only decodes).
+class Params(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """Base of every params struct; `catalogue.METHODS` ties each method to its subclass."""
 
 
 class JoinRoomParams(Params, frozen=True, kw_only=True):
@@ -98,23 +99,3 @@ class WhoamiParams(Params, frozen=True, kw_only=True):
 
 class PingParams(Params, frozen=True, kw_only=True):
     pass
-
-
-METHODS: Final[dict[str, type[Params]]] = {
-    "join_room": JoinRoomParams,
-    "leave_room": LeaveRoomParams,
-    "send_message": SendMessageParams,
-    "list_rooms": ListRoomsParams,
-    "list_members": ListMembersParams,
-    "get_history": GetHistoryParams,
-    "kick_user": KickUserParams,
-    "ban_user": BanUserParams,
-    "unban_user": UnbanUserParams,
-    "set_role": SetRoleParams,
-    "broadcast_announcement": BroadcastAnnouncementParams,
-    "delete_room": DeleteRoomParams,
-    "start_typing": StartTypingParams,
-    "stop_typing": StopTypingParams,
-    "whoami": WhoamiParams,
-    "ping": PingParams,
-}

@@ -22,7 +22,8 @@ from chat_core.errors import (
     ChatError,
     InvalidParams,
 )
-from chat_core.protocol.params import METHODS, Params
+from chat_core.protocol.catalogue import PARAMS as METHODS
+from chat_core.protocol.params import Params
 
 __all__ = [
     "INVALID_PARAMS",

@@ -17,20 +17,17 @@ from chat_core.domain import events as e
 from chat_core.domain.rules import is_disabled, user_key
 from chat_core.domain.state import ChatState, current_room_of, initial_state
 from chat_core.processor import Delivery
+from chat_core.protocol.codes import Close
 from chat_web.hub.notifications import counts_after, frame_of
 from chat_web.hub.presence import TypingTracker, presence_frame, sharing_users
 from chat_web.ws.connection import Connection
 
 log = logging.getLogger(__name__)
 
-KICKED: int = 4001
-BANNED: int = 4403
 # Seconds a user stays online for others after its last connection closes. A reconnect within
 # it is no presence change at all, so connect/close loops cost the users who share a room with
 # the looping one at most one `presence_changed` each way a second, not two a loop.
 PRESENCE_LINGER: float = 1.0
-
-UNAUTHORIZED: int = 4401
 
 
 class Hub:
@@ -169,14 +166,14 @@ class Hub:
             case e.MessageSent():
                 self.typing.stop(user_key(event.username), event.room_id)
             case e.UserKicked() if event.room_id is None:
-                to_close[user_key(event.username)] = KICKED
+                to_close[user_key(event.username)] = Close.KICKED
                 self.typing.stop_user(user_key(event.username))
             case e.UserBanned():
-                to_close[user_key(event.username)] = BANNED
+                to_close[user_key(event.username)] = Close.BANNED
                 self.typing.stop_user(user_key(event.username))
             case e.PasswordChanged() if is_disabled(event.password_hash):
                 # Its tokens are refused from now on; an open session ends as a revoked one.
-                to_close[user_key(event.username)] = UNAUTHORIZED
+                to_close[user_key(event.username)] = Close.UNAUTHORIZED
                 self.typing.stop_user(user_key(event.username))
             case _:
                 pass

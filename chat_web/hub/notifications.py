@@ -10,95 +10,31 @@ events by rewinding from the state after the run.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
-from typing import Any, assert_never
-
-import msgspec
+from typing import assert_never
 
 from chat_core.domain import events as e
-from chat_core.domain.codec import message_of
 from chat_core.domain.state import ChatState
+from chat_core.protocol import notifications as n
 from chat_core.protocol.rpc import encode_notification
 
 
-class _Notice(msgspec.Struct, frozen=True, kw_only=True):
-    seq: int
-
-
-class UserJoinedParams(_Notice, frozen=True, kw_only=True):
-    room_id: str
-    username: str
-    user_count: int
-    timestamp: datetime
-
-
-class UserLeftParams(_Notice, frozen=True, kw_only=True):
-    room_id: str
-    username: str
-    user_count: int
-    reason: str
-    timestamp: datetime
-
-
-class UserKickedParams(_Notice, frozen=True, kw_only=True):
-    username: str
-    room_id: str | None
-    reason: str | None
-    by: str
-    timestamp: datetime
-
-
-class UserBannedParams(_Notice, frozen=True, kw_only=True):
-    username: str
-    reason: str | None
-    by: str
-    until: datetime | None
-    timestamp: datetime
-
-
-class UserUnbannedParams(_Notice, frozen=True, kw_only=True):
-    username: str
-    by: str
-    timestamp: datetime
-
-
-class RoleChangedParams(_Notice, frozen=True, kw_only=True):
-    username: str
-    role: str
-    by: str
-    timestamp: datetime
-
-
-class AnnouncementParams(_Notice, frozen=True, kw_only=True):
-    message: str
-    level: str
-    by: str
-    timestamp: datetime
-
-
-class RoomCreatedParams(_Notice, frozen=True, kw_only=True):
-    room_id: str
-    room_name: str
-    created_by: str
-    timestamp: datetime
-
-
-class RoomDeletedParams(_Notice, frozen=True, kw_only=True):
-    room_id: str
-    room_name: str
-    by: str
-    timestamp: datetime
-
-
-def notification_of(recorded: e.Recorded, user_count: int = 0) -> tuple[str, Any] | None:
+def notification_of(recorded: e.Recorded, user_count: int = 0) -> tuple[str, n.Notice] | None:
     """(method, params) of an event's notification, or None if clients never see it."""
     event = recorded.event
     seq, at = recorded.seq, recorded.at
     match event:
         case e.MessageSent():
-            return "message_received", message_of(seq, at, event)
+            return "message_received", n.MessageReceived(
+                seq=seq,
+                message_id=event.message_id,
+                room_id=event.room_id,
+                username=event.username,
+                text=event.text,
+                timestamp=at,
+                client_msg_id=event.client_msg_id,
+            )
         case e.UserJoined():
-            return "user_joined", UserJoinedParams(
+            return "user_joined", n.UserJoined(
                 seq=seq,
                 room_id=event.room_id,
                 username=event.username,
@@ -106,7 +42,7 @@ def notification_of(recorded: e.Recorded, user_count: int = 0) -> tuple[str, Any
                 timestamp=at,
             )
         case e.UserLeft():
-            return "user_left", UserLeftParams(
+            return "user_left", n.UserLeft(
                 seq=seq,
                 room_id=event.room_id,
                 username=event.username,
@@ -115,7 +51,7 @@ def notification_of(recorded: e.Recorded, user_count: int = 0) -> tuple[str, Any
                 timestamp=at,
             )
         case e.UserKicked():
-            return "user_kicked", UserKickedParams(
+            return "user_kicked", n.UserKicked(
                 seq=seq,
                 username=event.username,
                 room_id=event.room_id,
@@ -124,7 +60,7 @@ def notification_of(recorded: e.Recorded, user_count: int = 0) -> tuple[str, Any
                 timestamp=at,
             )
         case e.UserBanned():
-            return "user_banned", UserBannedParams(
+            return "user_banned", n.UserBanned(
                 seq=seq,
                 username=event.username,
                 reason=event.reason,
@@ -133,19 +69,19 @@ def notification_of(recorded: e.Recorded, user_count: int = 0) -> tuple[str, Any
                 timestamp=at,
             )
         case e.UserUnbanned():
-            return "user_unbanned", UserUnbannedParams(
+            return "user_unbanned", n.UserUnbanned(
                 seq=seq, username=event.username, by=event.by, timestamp=at
             )
         case e.RoleChanged():
-            return "role_changed", RoleChangedParams(
+            return "role_changed", n.RoleChanged(
                 seq=seq, username=event.username, role=event.role, by=event.by, timestamp=at
             )
         case e.AnnouncementBroadcast():
-            return "system_announcement", AnnouncementParams(
+            return "system_announcement", n.SystemAnnouncement(
                 seq=seq, message=event.message, level=event.level, by=event.by, timestamp=at
             )
         case e.RoomCreated():
-            return "room_created", RoomCreatedParams(
+            return "room_created", n.RoomCreated(
                 seq=seq,
                 room_id=event.room_id,
                 room_name=event.room_name,
@@ -153,7 +89,7 @@ def notification_of(recorded: e.Recorded, user_count: int = 0) -> tuple[str, Any
                 timestamp=at,
             )
         case e.RoomDeleted():
-            return "room_deleted", RoomDeletedParams(
+            return "room_deleted", n.RoomDeleted(
                 seq=seq, room_id=event.room_id, room_name=event.room_name, by=event.by, timestamp=at
             )
         case e.AccountRegistered() | e.PasswordChanged():

@@ -10,31 +10,19 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterable
 
-import msgspec
-
 from chat_core.domain.state import ChatState
+from chat_core.protocol.notifications import PresenceChanged, Typing
 from chat_core.protocol.rpc import encode_notification
 
 
-class _Presence(msgspec.Struct, frozen=True, kw_only=True):
-    username: str
-    online: bool
-
-
-class _Typing(msgspec.Struct, frozen=True, kw_only=True):
-    room_id: str
-    username: str
-
-
 def presence_frame(username: str, online: bool) -> str:
-    return encode_notification(
-        "presence_changed", _Presence(username=username, online=online)
-    ).decode()
+    params = PresenceChanged(username=username, online=online)
+    return encode_notification("presence_changed", params).decode()
 
 
 def typing_frame(started: bool, room_id: str, username: str) -> str:
     method = "user_started_typing" if started else "user_stopped_typing"
-    return encode_notification(method, _Typing(room_id=room_id, username=username)).decode()
+    return encode_notification(method, Typing(room_id=room_id, username=username)).decode()
 
 
 def room_peers(state: ChatState, room_id: str, key: str) -> list[str]:

@@ -22,9 +22,9 @@ from typing import Any, Final
 from litestar import WebSocket
 from litestar.types import WebSocketCloseEvent, WebSocketSendEvent
 
+from chat_core.protocol.codes import Close
 from chat_web.logging_setup import ConnectionLogger, connection_logger
 
-SLOW_READER: Final = 4008
 # How long a close waits for queued frames and the closing handshake before giving up.
 CLOSE_TIMEOUT: Final = 5.0
 # A batching client's array frame: at most this many messages, and no message added once it
@@ -123,8 +123,8 @@ class Connection:
         if self.closing:
             return
         if not self._put(frame):
-            self.log.warning("send queue overflow, closing with %d", SLOW_READER)
-            self.abort(SLOW_READER)
+            self.log.warning("send queue overflow, closing with %d", Close.SLOW_READER)
+            self.abort(Close.SLOW_READER)
 
     @property
     def queued_bytes(self) -> int:

@@ -23,6 +23,8 @@ from chat_core.domain.decider import authorize
 from chat_core.domain.rules import SYSTEM_ACTOR, user_key
 from chat_core.domain.state import ChatState, active_ban, current_room_of, rooms_of
 from chat_core.errors import Banned, ChatError, Unauthenticated
+from chat_core.protocol.codes import HTTP_STATUS, Close, RefusalReason
+from chat_core.protocol.notifications import ConnectionEstablished, Notice, ResyncRequired
 from chat_core.protocol.rpc import encode_notification
 from chat_web.runtime import Runtime
 from chat_web.tokens import verify_token
@@ -32,11 +34,6 @@ from chat_web.ws.resume import backlog
 
 log = logging.getLogger(__name__)
 
-UNAUTHORIZED: Final = 4401
-FORBIDDEN: Final = 4403
-BAD_REQUEST: Final = 4400
-TOO_MANY: Final = 4429
-_HTTP_STATUS: Final = {UNAUTHORIZED: 401, FORBIDDEN: 403, BAD_REQUEST: 400, TOO_MANY: 429}
 # A connection whose token has expired is closed with 4401 this long after the expiry if it
 # has sent nothing since (a request after the expiry is answered -32001 first, then closed).
 EXPIRY_GRACE_SECONDS: Final = 2.0
@@ -45,18 +42,8 @@ MAX_CONNECT_PAUSE: Final = 1.0
 _encoder = msgspec.json.Encoder()
 
 
-class Established(msgspec.Struct, frozen=True, kw_only=True):
-    connection_id: str
-    username: str
-    role: str
-    journal_seq: int
-    rooms: list[str]
-    current_room: str | None
-    resumed: bool
-
-
 class _Refusal(Exception):
-    def __init__(self, code: int, reason: str, message: str) -> None:
+    def __init__(self, code: Close, reason: RefusalReason | str, message: str) -> None:
         super().__init__(message)
         self.code, self.reason, self.message = code, reason, message
 
@@ -73,7 +60,7 @@ def _token_of(socket: WebSocket[Any, Any, Any]) -> str:
             break
     token = _query_param(socket, "token")
     if not token:
-        raise _Refusal(UNAUTHORIZED, "missing_token", "no token given")
+        raise _Refusal(Close.UNAUTHORIZED, "missing_token", "no token given")
     return token
 
 
@@ -91,7 +78,7 @@ def _since_of(socket: WebSocket[Any, Any, Any]) -> int | None:
     if text is None:
         return None
     if not (text.isascii() and text.isdigit()) or len(text) > 18:
-        raise _Refusal(BAD_REQUEST, "invalid_since", "since must be a non-negative integer")
+        raise _Refusal(Close.BAD_REQUEST, "invalid_since", "since must be a non-negative integer")
     return int(text)
 
 
@@ -102,22 +89,22 @@ def _batch_of(socket: WebSocket[Any, Any, Any]) -> bool:
         return False
     if text in ("1", "true"):
         return True
-    raise _Refusal(BAD_REQUEST, "invalid_batch", "batch must be 1, true, 0 or false")
+    raise _Refusal(Close.BAD_REQUEST, "invalid_batch", "batch must be 1, true, 0 or false")
 
 
 def _check_account(state: ChatState, subject: str) -> str:
     """The account's canonical username, or a refusal (gone: 4401, banned: 4403)."""
     if user_key(subject) == SYSTEM_ACTOR:
         # The server's own actor has no account and can never hold a session.
-        raise _Refusal(UNAUTHORIZED, "invalid_token", "invalid token")
+        raise _Refusal(Close.UNAUTHORIZED, "invalid_token", "invalid token")
     try:
         return authorize(state, subject, datetime.now(UTC)).username
     except Unauthenticated as exc:
-        raise _Refusal(UNAUTHORIZED, exc.reason, exc.message) from exc
+        raise _Refusal(Close.UNAUTHORIZED, exc.reason, exc.message) from exc
     except Banned as exc:
         ban = active_ban(state, subject, datetime.now(UTC))
         until = ban.until.isoformat() if ban is not None and ban.until is not None else None
-        raise _Refusal(FORBIDDEN, "banned", f"banned until {until or 'further notice'}") from exc
+        raise _Refusal(Close.BANNED, "banned", f"banned until {until or 'further notice'}") from exc
 
 
 async def _refuse(socket: WebSocket[Any, Any, Any], refusal: _Refusal, accepted: bool) -> None:
@@ -131,12 +118,12 @@ async def _refuse(socket: WebSocket[Any, Any, Any], refusal: _Refusal, accepted:
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
             ]
-            if refusal.code == TOO_MANY:
+            if refusal.code == Close.TOO_MANY:
                 # As every 429 (docs/protocol.md section 1); a slot frees as a socket closes.
                 headers.append((b"retry-after", b"1"))
             start: WebSocketResponseStartEvent = {
                 "type": "websocket.http.response.start",
-                "status": _HTTP_STATUS[refusal.code],
+                "status": HTTP_STATUS[refusal.code],
                 "headers": headers,
             }
             end: WebSocketResponseBodyEvent = {
@@ -166,7 +153,7 @@ async def chat_socket(socket: WebSocket[Any, Any, Any]) -> None:
         subject, expires = _verify(rt.secret, _token_of(socket))
         _check_account(rt.processor.state, subject)
         if rt.connections is not None and not rt.connections.try_acquire(address):
-            raise _Refusal(TOO_MANY, "too_many_connections", "too many connections from here")
+            raise _Refusal(Close.TOO_MANY, "too_many_connections", "too many connections from here")
     except _Refusal as refusal:
         # Debug, as the connection lines: a flood of refused handshakes must not flood the log.
         log.debug("websocket refused (%s) [addr=%s]", refusal.reason, address)
@@ -178,7 +165,9 @@ async def chat_socket(socket: WebSocket[Any, Any, Any]) -> None:
             # Held before the answer, in one of the address's slots: a connect/close loop
             # then costs one refused handshake a second a slot, not a core's worth of them.
             await asyncio.sleep(min(MAX_CONNECT_PAUSE, wait))
-            too_fast = _Refusal(TOO_MANY, "rate_limited", "too many connections opened; slow down")
+            too_fast = _Refusal(
+                Close.TOO_MANY, "rate_limited", "too many connections opened; slow down"
+            )
             await _refuse(socket, too_fast, accepted=False)
             return
         await socket.accept()
@@ -195,7 +184,7 @@ async def chat_socket(socket: WebSocket[Any, Any, Any]) -> None:
             await read_frames(rt, conn, expires)
         except Exception:
             conn.log.exception("connection failed")
-            conn.abort(1011)
+            conn.abort(Close.SERVER_ERROR)
         finally:
             expiry.cancel()
             rt.hub.unregister(conn)
@@ -207,8 +196,8 @@ async def chat_socket(socket: WebSocket[Any, Any, Any]) -> None:
 
 
 def _expire(conn: Connection) -> None:
-    conn.log.info("token expired, closing with %d", UNAUTHORIZED)
-    conn.close_after_queued(UNAUTHORIZED)
+    conn.log.info("token expired, closing with %d", Close.UNAUTHORIZED)
+    conn.close_after_queued(Close.UNAUTHORIZED)
 
 
 def _verify(secret: str, token: str) -> tuple[str, int]:
@@ -216,7 +205,7 @@ def _verify(secret: str, token: str) -> tuple[str, int]:
     try:
         claims = verify_token(secret, token)
     except Unauthenticated as exc:
-        raise _Refusal(UNAUTHORIZED, exc.reason, exc.message) from exc
+        raise _Refusal(Close.UNAUTHORIZED, exc.reason, exc.message) from exc
     return claims.sub, claims.exp
 
 
@@ -246,7 +235,7 @@ def _open(
         batching=batching,
     )
     rt.hub.register(conn, snapshot)
-    established = Established(
+    established = ConnectionEstablished(
         connection_id=conn.id,
         username=username,
         role=account.role,
@@ -275,7 +264,9 @@ def _open(
             frames = None
         if frames is None:
             conn.log.info("resume from %d: too much missed, resync_required", since)
-            await conn.write_now(_notification("resync_required", {"journal_seq": snapshot.seq}))
+            await conn.write_now(
+                _notification("resync_required", ResyncRequired(journal_seq=snapshot.seq))
+            )
             return
         await conn.write_all_now(frames)
 
@@ -285,5 +276,5 @@ def _open(
     return conn
 
 
-def _notification(method: str, params: Any) -> str:
+def _notification(method: str, params: Notice) -> str:
     return encode_notification(method, params).decode()

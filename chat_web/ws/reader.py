@@ -28,6 +28,7 @@ from typing import Any, Final
 
 from chat_core.errors import ChatError, InternalError, Unauthenticated
 from chat_core.processor import Outcome
+from chat_core.protocol.codes import Close
 from chat_core.protocol.params import SendMessageParams
 from chat_core.protocol.rpc import (
     Call,
@@ -46,10 +47,8 @@ from chat_web.methods import (
     sent_result,
 )
 from chat_web.runtime import Runtime
-from chat_web.ws.connection import SLOW_READER, Connection
+from chat_web.ws.connection import Connection
 
-UNSUPPORTED_DATA: Final = 1003
-UNAUTHORIZED: Final = 4401
 # Lone send_message frames of one connection waiting for their commit at once; past this the
 # reader stops reading (TCP pushes back on the client). Also at most a quarter of the send
 # queue, so one commit's answers and echoes cannot overflow the sender's own queue.
@@ -83,8 +82,8 @@ async def read_frames(rt: Runtime, conn: Connection, expires: int) -> None:
             continue
         text = message.get("text")
         if not isinstance(text, str):
-            conn.log.info("binary frame, closing with %d", UNSUPPORTED_DATA)
-            conn.abort(UNSUPPORTED_DATA)
+            conn.log.info("binary frame, closing with %d", Close.UNSUPPORTED_DATA)
+            conn.abort(Close.UNSUPPORTED_DATA)
             return
         if conn.closing:
             # Closing (kicked, banned, slow): nothing more is answered.
@@ -212,7 +211,7 @@ class _Pipeline:
             if slot.reply is not None:
                 conn.send(slot.reply.decode())
             if slot.revoked:
-                conn.close_after_queued(UNAUTHORIZED)
+                conn.close_after_queued(Close.UNAUTHORIZED)
         waiter = self.waiter
         if waiter is not None:
             self.waiter = None
@@ -255,14 +254,16 @@ async def _answer(rt: Runtime, conn: Connection, expires: int, parsed: Parsed) -
             if conn.would_overflow(size):
                 # The answers would not fit in the send queue: stop building them (a batch of
                 # history pages can be megabytes) and close as the queue would (4008).
-                conn.log.warning("batch answer over send_queue_bytes, closing with %d", SLOW_READER)
-                conn.abort(SLOW_READER)
+                conn.log.warning(
+                    "batch answer over send_queue_bytes, closing with %d", Close.SLOW_READER
+                )
+                conn.abort(Close.SLOW_READER)
                 return
     if parts:
         frame = encode_batch(parts) if parsed.is_batch else parts[0]
         conn.send(frame.decode())
     if revoked:
-        conn.close_after_queued(UNAUTHORIZED)
+        conn.close_after_queued(Close.UNAUTHORIZED)
 
 
 def _log_revoked(conn: Connection, error: ChatError) -> None:
