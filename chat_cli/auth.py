@@ -13,8 +13,7 @@ import typer
 
 from chat_cli import api, config_store
 from chat_cli.config_store import Credential
-from chat_core.domain.rules import is_valid_username
-from chat_core.passwords import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
+from chat_core.domain.rules import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH, is_valid_username
 
 
 class AuthError(Exception):

@@ -24,7 +24,6 @@ import typer
 from chat_cli.visible import visible
 from chat_core.errors import ChatError
 
-EXIT_OK = 0
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
 EXIT_KICKED = 3

@@ -16,10 +16,8 @@ from functools import cache
 
 import bcrypt
 
+from chat_core.domain.rules import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from chat_core.errors import InvalidParams
-
-MIN_PASSWORD_LENGTH = 8
-MAX_PASSWORD_LENGTH = 128
 
 
 def hash_password(password: str, rounds: int) -> str:

@@ -30,8 +30,15 @@ RESERVED_USERNAMES: Final[frozenset[str]] = frozenset({SYSTEM_ACTOR})
 # it, and `authorize` refuses the account's tokens. Recorded as a `password_changed` event.
 DISABLED_HASH: Final = "!disabled"
 
-_USERNAME = re.compile(r"[A-Za-z0-9_.\-]{3,32}")
-_ROOM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_\-]*")
+# The naming rules, defined once: the settings' schema, the HTTP schema and the checks below
+# all build on these.
+USERNAME_PATTERN: Final = r"[A-Za-z0-9_.\-]{3,32}"
+ROOM_NAME_PATTERN: Final = r"[A-Za-z0-9][A-Za-z0-9_\-]*"
+# Password lengths at registration (and for configured accounts).
+MIN_PASSWORD_LENGTH: Final = 8
+MAX_PASSWORD_LENGTH: Final = 128
+_USERNAME = re.compile(USERNAME_PATTERN)
+_ROOM_NAME = re.compile(ROOM_NAME_PATTERN)
 
 
 class Limits(msgspec.Struct, frozen=True, kw_only=True):

@@ -62,15 +62,6 @@ def initial_state(history_window: int = 50) -> ChatState:
     return ChatState(history_window=history_window)
 
 
-def account_of(state: ChatState, username: str) -> Account | None:
-    return state.accounts.get(user_key(username))
-
-
-def role_of(state: ChatState, username: str) -> Role | None:
-    account = state.accounts.get(user_key(username))
-    return account.role if account is not None else None
-
-
 def active_ban(state: ChatState, username: str, now: datetime) -> Ban | None:
     """The user's ban if it is still in force at `now` (bans expire without an event)."""
     ban = state.bans.get(user_key(username))

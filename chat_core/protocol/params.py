@@ -7,9 +7,11 @@ answers with a precise reason such as `invalid_level`. Unknown fields are ignore
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, TypeAlias
+from typing import Annotated, TypeAlias
 
 import msgspec
+
+from chat_core.domain.rules import Role
 
 ClientMsgId: TypeAlias = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
 Reason: TypeAlias = Annotated[str, msgspec.Meta(max_length=500)]
@@ -19,7 +21,7 @@ Limit: TypeAlias = Annotated[int, msgspec.Meta(ge=1)]
 # 100 years; a longer ban is a permanent one (omit the duration). The bound keeps `now + d`
 # inside the range of `datetime`.
 DurationSeconds: TypeAlias = Annotated[int, msgspec.Meta(ge=1, le=100 * 365 * 86_400)]
-RoleName: TypeAlias = Literal["user", "moderator", "admin"]
+RoleName: TypeAlias = Role
 
 
 # omit_defaults: a client encoding params sends only what it sets (the server only decodes).

@@ -14,6 +14,13 @@ from typing import Annotated, Any, Final, Literal
 
 from msgspec import Meta, Struct, field
 
+from chat_core.domain.rules import (
+    MAX_PASSWORD_LENGTH,
+    MIN_PASSWORD_LENGTH,
+    ROOM_NAME_PATTERN,
+    USERNAME_PATTERN,
+    Role,
+)
 from chat_core.errors import ChatError, StorageError
 from chat_core.settings.paths import ensure_dir
 
@@ -21,13 +28,14 @@ PositiveInt = Annotated[int, Meta(ge=1)]
 NonNegativeInt = Annotated[int, Meta(ge=0)]
 NonEmptyStr = Annotated[str, Meta(min_length=1)]
 Port = Annotated[int, Meta(ge=0, le=65535)]
-Role = Literal["user", "moderator", "admin"]
-# The same alphabets as chat_core.domain.rules (docs/protocol.md sections 1 and 4); msgspec
+# The alphabets of chat_core.domain.rules (docs/protocol.md sections 1 and 4); msgspec
 # patterns are searched, hence the anchors, and \Z because `$` would accept a trailing newline.
-Username = Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.\-]{3,32}\Z")]
-RoomName = Annotated[str, Meta(pattern=r"^[A-Za-z0-9][A-Za-z0-9_\-]*\Z")]
+Username = Annotated[str, Meta(pattern=rf"^{USERNAME_PATTERN}\Z")]
+RoomName = Annotated[str, Meta(pattern=rf"^{ROOM_NAME_PATTERN}\Z")]
 # A configured account gets the registration rule for passwords (docs/protocol.md section 1).
-ConfiguredPassword = Annotated[str, Meta(min_length=8, max_length=128)]
+ConfiguredPassword = Annotated[
+    str, Meta(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH)
+]
 DatabaseUrl = Annotated[str, Meta(pattern=r"^[A-Za-z][A-Za-z0-9+.\-]*://")]
 
 MIN_JWT_SECRET_BYTES: Final = 32

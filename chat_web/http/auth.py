@@ -20,8 +20,11 @@ from litestar.params import KwargDefinition
 from chat_core.domain.commands import RegisterAccount, RehashPassword
 from chat_core.domain.rules import (
     MAX_DISPLAY_NAME_LENGTH,
+    MAX_PASSWORD_LENGTH,
+    MIN_PASSWORD_LENGTH,
     RESERVED_USERNAMES,
     SYSTEM_ACTOR,
+    USERNAME_PATTERN,
     check_text,
     is_disabled,
     is_valid_username,
@@ -37,7 +40,7 @@ from chat_core.errors import (
     Unauthenticated,
     UsernameTaken,
 )
-from chat_core.passwords import MAX_PASSWORD_LENGTH, hash_cost, validate_password
+from chat_core.passwords import hash_cost, validate_password
 from chat_web.runtime import Runtime
 from chat_web.tokens import issue_token
 
@@ -55,9 +58,11 @@ _STATUS: Final[dict[type[ChatError], int]] = {
 # The rules of docs/protocol.md section 1, in the OpenAPI schema only: the handler checks them and
 # answers with its own reasons (`invalid_username`, `weak_password`), not `invalid_body`.
 _USERNAME_SCHEMA: Final = KwargDefinition(
-    pattern="^[A-Za-z0-9_.-]{3,32}$", min_length=3, max_length=32
+    pattern=f"^{USERNAME_PATTERN}$", min_length=3, max_length=32
 )
-_PASSWORD_SCHEMA: Final = KwargDefinition(min_length=8, max_length=128)
+_PASSWORD_SCHEMA: Final = KwargDefinition(
+    min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH
+)
 # Narrower than the rule (which also takes names of letters beyond ASCII): a name the schema
 # allows is always accepted. No control characters (but tab and newline), one visible ASCII
 # character at least.

@@ -12,9 +12,10 @@ import pytest
 from chat_core.domain import events as e
 from chat_core.domain.evolve import evolve
 from chat_core.domain.state import initial_state
+from chat_core.protocol.codes import Close
 from chat_kit import T0
 from chat_web.hub.fanout import Hub
-from chat_web.ws.connection import MAX_BATCH, SLOW_READER, Connection
+from chat_web.ws.connection import MAX_BATCH, Connection
 
 
 class RecordingSocket:
@@ -82,7 +83,7 @@ async def test_a_full_queue_in_frames_or_in_bytes_closes_with_4008() -> None:
     by_bytes.send('"' + "y" * 600 + '"')
     for conn, socket in ((by_count, counted), (by_bytes, weighed)):
         await socket.wait_for(lambda s=socket: s.close_code is not None)
-        assert socket.close_code == SLOW_READER and socket.frames == []
+        assert socket.close_code == Close.SLOW_READER and socket.frames == []
         assert conn.queued_bytes == 0  # what was queued is freed at once
         await conn.finish()
 
