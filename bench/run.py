@@ -411,8 +411,10 @@ def scenario_metrics(sz: Sizes, work: Path) -> list[Row]:
     data = ChatData(work / "metrics", {u: [r] for u, r in zip(users, rooms, strict=True)})
     tokens = [data.tokens[u] for u in users]
     best: dict[str, dict[str, float]] = {}
-    for _ in range(sz.repeats):
-        for label, flag in (("off", "false"), ("on", "true")):
+    kinds = [("off", "false"), ("on", "true")]
+    # Twice the usual repeats, the order swapped each time: the shared machine's load drifts.
+    for repeat in range(2 * sz.repeats):
+        for label, flag in kinds if repeat % 2 == 0 else kinds[::-1]:
             server = data.server({"CHAT__SERVER__METRICS": flag}).start()
             scraper = _Scraper(server.url) if flag == "true" else None
             try:
