@@ -1,6 +1,6 @@
 """Server benchmarks: every scenario of issue 5, each against a baseline measured in the same run.
 
-    .venv/bin/python bench/run.py [--quick] [--only fanout,durable,latency,idle,cold]
+    .venv/bin/python bench/run.py [--quick] [--only fanout,durable,metrics,latency,idle,cold]
 
 1. fan-out: N receivers in one room, one sender at full speed (paced only so that it never
    runs more than 256 messages ahead of the slowest receiver, so nobody overflows its queue):
@@ -10,6 +10,8 @@
    clients that ask for batch=1 (as chat-cli does) and, at FULL, clients that do not,
    against bench/bare_broadcast.py (echo: parse, answer, no journal); and, as a second
    baseline, the bare server sending the chat's messages (room, with and without batch=1).
+2b. metrics: the durable run at FULL with batch=1 clients, with server.metrics off and on
+   (scraped once a second while on): acked/s and CPU per command, on against off.
 3. latency: N = 1000 in one room, 10 posts/s: send -> last recipient p50/p99/max, with the
    server's collector untuned (server.gc_freeze = false) and tuned (the default), against
    the bare broadcast server driven the same way.
@@ -401,6 +403,79 @@ def scenario_durable(sz: Sizes, work: Path) -> list[Row]:
     return rows
 
 
+def scenario_metrics(sz: Sizes, work: Path) -> list[Row]:
+    """The durable run (FULL, batch=1) with server.metrics on and off, scraped every second
+    while on (15 times as often as Prometheus' default interval)."""
+    users = [f"met{i:04d}" for i in range(sz.durable_users)]
+    rooms = [f"met{i // 4:03d}" for i in range(len(users))]
+    data = ChatData(work / "metrics", {u: [r] for u, r in zip(users, rooms, strict=True)})
+    tokens = [data.tokens[u] for u in users]
+    best: dict[str, dict[str, float]] = {}
+    kinds = [("off", "false"), ("on", "true")]
+    # Twice the usual repeats, the order swapped each time: the shared machine's load drifts.
+    for repeat in range(2 * sz.repeats):
+        for label, flag in kinds if repeat % 2 == 0 else kinds[::-1]:
+            server = data.server({"CHAT__SERVER__METRICS": flag}).start()
+            scraper = _Scraper(server.url) if flag == "true" else None
+            try:
+                r = _closed_loop_once(server, tokens, rooms, sz, batch=True)
+            finally:
+                if scraper is not None:
+                    r["scrapes"] = scraper.stop()
+                server.stop()
+            log(
+                f"metrics {label}: {r['rate']:,.0f} acked/s p99 {r['p99']:.1f} ms"
+                f" server CPU {r['cpu_share']:.0%}"
+            )
+            if label not in best or r["rate"] > best[label]["rate"]:
+                best[label] = r
+    on, off = best["on"], best["off"]
+    prefix = f"{len(users)} users, sync FULL, batch=1"
+    return [
+        Row(
+            "metrics",
+            f"{prefix}: acked/s with /metrics on (scraped each second) against off",
+            on["rate"],
+            "/s",
+            off["rate"],
+            ">= 0.97x",
+            on["rate"] >= 0.97 * off["rate"],
+            f"p99 {on['p99']:.1f} ms on, {off['p99']:.1f} ms off;"
+            f" {on.get('scrapes', 0):.0f} scrapes",
+        ),
+        Row(
+            "metrics",
+            f"{prefix}: server CPU per acked command, /metrics on against off",
+            1e6 * on["cpu_share"] / on["rate"],
+            "us",
+            1e6 * off["cpu_share"] / off["rate"],
+        ),
+    ]
+
+
+class _Scraper:
+    """GET /metrics once a second in a thread, until stopped; counts the good answers."""
+
+    def __init__(self, url: str) -> None:
+        import threading
+
+        self._done = threading.Event()
+        self.count = 0
+        self._thread = threading.Thread(target=self._run, args=(url,), daemon=True)
+        self._thread.start()
+
+    def _run(self, url: str) -> None:
+        with httpx.Client(base_url=url, trust_env=False, timeout=10) as http:
+            while not self._done.wait(1.0):
+                if http.get("/metrics").status_code == 200:
+                    self.count += 1
+
+    def stop(self) -> float:
+        self._done.set()
+        self._thread.join(15)
+        return float(self.count)
+
+
 # --- 3. latency under load -----------------------------------------------------------------
 
 
@@ -641,6 +716,7 @@ def print_table(rows: list[Row], header: str) -> None:
 SCENARIOS = {
     "fanout": scenario_fanout,
     "durable": scenario_durable,
+    "metrics": scenario_metrics,
     "latency": scenario_latency,
     "idle": scenario_idle,
     "cold": scenario_cold,

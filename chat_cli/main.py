@@ -16,6 +16,7 @@ import asyncio
 import enum
 import sys
 from collections.abc import Coroutine
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -65,8 +66,25 @@ def run_async(coroutine: Coroutine[Any, Any, int]) -> NoReturn:
     raise typer.Exit(code)
 
 
+def _show_version(value: bool) -> None:
+    if value:
+        try:
+            number = version("chat-backend")
+        except PackageNotFoundError:  # a source tree that was never installed
+            number = "unknown"
+        print(f"chat-cli {number}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    _version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit.", callback=_show_version, is_eager=True
+        ),
+    ] = False,
+) -> None:
     """Terminal client and offline journal tool of the chat."""
 
 

@@ -17,12 +17,16 @@ restored from the journal, and N+1's commands are decided again, from scratch, a
 restored state: they do not fail because N did.
 
 `state` is always the committed state: what the journal holds.
+
+An `Observer` (the web layer's metrics) hears of each settled batch once, never of each
+command: the hot path stays one call per batch, and this module stays free of any framework.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
@@ -70,6 +74,23 @@ class NullPublisher:
         return None
 
 
+class Observer(Protocol):
+    """Hears of every settled batch (metrics); called on the processor task, must not block."""
+
+    def batch_settled(
+        self,
+        commands: Sequence[c.Command],
+        results: Sequence[Outcome | ChatError],
+        events: int,
+        append_seconds: float | None,
+    ) -> None:
+        """`results[i]` is what `commands[i]` got; `append_seconds` is None when nothing was
+        appended (every command rejected or a no-op)."""
+        ...
+
+    def append_failed(self, commands: int, append_seconds: float) -> None: ...
+
+
 _Job = tuple[c.Command, "asyncio.Future[Outcome]"]
 _Key = tuple[str, str]
 
@@ -89,6 +110,7 @@ class _Batch:
         "jobs",
         "records",
         "results",
+        "seconds",
         "seen",
         "start",
         "state",
@@ -108,6 +130,7 @@ class _Batch:
         self.seen: dict[_Key, c.MessageRef] = {}
         self.before: dict[_Key, c.MessageRef] = {} if before is None else before
         self.task: asyncio.Task[None] | None = None
+        self.seconds: float | None = None  # how long its append took
 
 
 class CommandProcessor:
@@ -122,8 +145,10 @@ class CommandProcessor:
         queue_limit: int = 10_000,
         max_batch: int = 1_000,
         reload: Callable[[], Awaitable[ChatState]] | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self.journal = journal
+        self.observer = observer
         self.state = state
         self.publisher: Publisher = publisher or NullPublisher()
         self._jobs: deque[_Job] = deque()
@@ -320,12 +345,17 @@ class CommandProcessor:
         if not batch.records:
             self._resolve(batch)
             return
-        task = asyncio.get_running_loop().create_task(
-            self.journal.append(batch.start.seq, batch.records)
-        )
+        task = asyncio.get_running_loop().create_task(self._append(batch))
         task.add_done_callback(self._poke)
         batch.task = task
         self._inflight = batch
+
+    async def _append(self, batch: _Batch) -> None:
+        started = time.perf_counter()
+        try:
+            await self.journal.append(batch.start.seq, batch.records)
+        finally:
+            batch.seconds = time.perf_counter() - started
 
     async def _settle(self, batch: _Batch, task: asyncio.Task[None]) -> None:
         """The in-flight batch's append finished: acknowledge it, or fail it and recover."""
@@ -340,6 +370,8 @@ class CommandProcessor:
             self._resolve(batch)
             return
         log.error("journal append failed, nothing acknowledged: %s", exc)
+        if self.observer is not None:
+            self.observer.append_failed(len(batch.jobs), batch.seconds or 0.0)
         failure = InternalError("the journal could not be written")
         for _, future in batch.jobs:
             if not future.done():
@@ -364,6 +396,13 @@ class CommandProcessor:
                 future.set_result(result)
             else:
                 future.set_exception(result)  # type: ignore[arg-type]
+        observer = self.observer
+        if observer is not None:
+            try:
+                commands = [command for command, _ in batch.jobs]
+                observer.batch_settled(commands, batch.results, len(batch.records), batch.seconds)
+            except Exception:
+                log.exception("observing a settled batch failed")
         if batch.deliveries:
             try:
                 self.publisher.publish(batch.deliveries, batch.state)

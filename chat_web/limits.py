@@ -40,6 +40,7 @@ class TokenBucket:
         self._clock = clock
         # key -> (tokens, last refill), least recently used first.
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        self.refused = 0  # takes refused so far (/metrics)
 
     def take(self, key: str) -> float:
         """Take one token; 0.0 when allowed, else the seconds until a token is available."""
@@ -55,6 +56,7 @@ class TokenBucket:
             buckets.move_to_end(key)
         if tokens < 1.0:
             buckets[key] = (tokens, now)
+            self.refused += 1
             return (1.0 - tokens) / self.rate
         buckets[key] = (tokens - 1.0, now)
         return 0.0
@@ -79,6 +81,7 @@ class WindowCounter:
         self._clock = clock
         # key -> its hit times (at most `limit`), least recently hit first.
         self._hits: OrderedDict[str, deque[float]] = OrderedDict()
+        self.refused = 0  # checks answered with a wait so far (/metrics)
 
     def retry_after(self, key: str) -> int:
         """0 if `key` may act now, else whole seconds until its oldest hit leaves the window."""
@@ -95,6 +98,7 @@ class WindowCounter:
             return 0
         # A key that is refused is in use: the last to be forgotten.
         self._hits.move_to_end(key)
+        self.refused += 1
         return max(1, math.ceil(hits[0] + self.window - now))
 
     def hit(self, key: str) -> None:
@@ -131,10 +135,12 @@ class ConnectionCounter:
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self._open: dict[str, int] = {}
+        self.refused = 0  # connections refused so far (/metrics)
 
     def try_acquire(self, address: str) -> bool:
         count = self._open.get(address, 0)
         if count >= self.limit:
+            self.refused += 1
             return False
         self._open[address] = count + 1
         return True

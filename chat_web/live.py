@@ -39,7 +39,7 @@ def send_live(rt: Runtime, command: c.SendMessage) -> SendMessageResult:
         client_msg_id=command.client_msg_id,
     )
     frame = encode_notification("message_received", message).decode()
-    rt.hub.send_to(room.members.keys(), frame)
+    rt.hub.delivered += rt.hub.send_to(room.members.keys(), frame)
     rt.hub.typing.stop(user_key(command.actor), room.room_id)
     return SendMessageResult(
         message_id=message.message_id,

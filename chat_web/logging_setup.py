@@ -19,7 +19,11 @@ from urllib.parse import unquote
 
 import msgspec
 
-_CONTEXT_FIELDS = ("conn", "user", "addr")
+# A connection's context, then an audit line's fields (chat_web.audit.FIELDS).
+_CONTEXT_FIELDS = (
+    "conn", "user", "addr", "action", "actor", "target", "outcome", "room", "role",
+    "duration_seconds",
+)  # fmt: skip
 # Secrets in any line, whoever logs it: bearer tokens, `token=` query values (uvicorn and
 # websockets log headers and paths at debug level), any JWT-shaped string, bcrypt hashes.
 _SECRETS: Final = re.compile(

@@ -23,6 +23,8 @@ from chat_core.processor import Outcome
 from chat_core.protocol import params as p
 from chat_core.protocol import results as r
 from chat_core.protocol.rpc import Call
+from chat_web.audit import METHODS as AUDITED
+from chat_web.audit import audited
 from chat_web.limits import WindowCounter
 from chat_web.live import send_live
 from chat_web.runtime import Runtime
@@ -39,7 +41,10 @@ Handler = Callable[[Runtime, Connection, Any, datetime], Awaitable[msgspec.Struc
 async def dispatch(rt: Runtime, conn: Connection, call: Call) -> msgspec.Struct:
     """Run one call (already counted by `request_refusal`) and return its result struct (the
     catalogue's); raises a ChatError on refusal."""
-    return await HANDLERS[call.method](rt, conn, call.params, datetime.now(UTC))
+    work = HANDLERS[call.method](rt, conn, call.params, datetime.now(UTC))
+    if call.method in AUDITED:
+        return await audited(call.method, conn.username, conn.address, call.params, work)
+    return await work
 
 
 def request_refusal(rt: Runtime, conn: Connection) -> RateLimited | None:

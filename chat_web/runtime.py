@@ -6,7 +6,7 @@ import asyncio
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from chat_core.domain.rules import Limits
 from chat_core.errors import RateLimited
@@ -16,6 +16,9 @@ from chat_core.processor import CommandProcessor
 from chat_core.settings.schema import Settings
 from chat_web.hub.fanout import Hub
 from chat_web.limits import ConnectionCounter, TokenBucket, WindowCounter
+
+if TYPE_CHECKING:
+    from chat_web.metrics import Metrics
 
 _T = TypeVar("_T")
 
@@ -44,6 +47,7 @@ class Runtime:
     room_creations: WindowCounter | None = None
     connections: ConnectionCounter | None = None
     connects: TokenBucket | None = None
+    metrics: Metrics | None = None  # None when server.metrics is off
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     # The cost every password check takes: the configured one, or that of the costliest
     # stored hash if higher (chat_core.passwords.check_password).
@@ -58,6 +62,7 @@ class Runtime:
         processor: CommandProcessor,
         hub: Hub,
         secret: str,
+        metrics: Metrics | None = None,
     ) -> Runtime:
         rate = settings.rate_limit
         enabled = rate.enabled
@@ -76,6 +81,7 @@ class Runtime:
             room_creations=WindowCounter(rate.rooms_per_hour, HOUR) if enabled else None,
             connections=ConnectionCounter(rate.connections_per_ip) if enabled else None,
             connects=TokenBucket(rate.connects_per_minute, 60.0) if enabled else None,
+            metrics=metrics,
             password_cost=max(
                 [settings.auth.bcrypt_rounds]
                 + [

@@ -15,6 +15,7 @@ from chat_core.domain.commands import CreateRoom, DisableAccount, EnsureAccount
 from chat_core.domain.rules import SYSTEM_ACTOR, Role, is_disabled, user_key
 from chat_core.passwords import hash_password, verify_password
 from chat_core.settings.schema import DEMO_USERS, Settings
+from chat_web.audit import CONFIG_ADDRESS, audit
 from chat_web.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,15 @@ async def _ensure(rt: Runtime, username: str, password: str, role: Role) -> None
         role=role,
         password_hash=password_hash,
     )
-    await rt.processor.submit(command)
+    outcome = await rt.processor.submit(command)
+    if outcome.events:  # created, or its role or password changed
+        audit(
+            "account_configured",
+            actor=SYSTEM_ACTOR,
+            addr=CONFIG_ADDRESS,
+            target=command.username,
+            role=role,
+        )
 
 
 async def _retire_demo(rt: Runtime, username: str, password: str) -> None:
@@ -52,6 +61,7 @@ async def _retire_demo(rt: Runtime, username: str, password: str) -> None:
         return  # its owner changed the password: no longer a demo account
     command = DisableAccount(actor=SYSTEM_ACTOR, at=datetime.now(UTC), username=account.username)
     await rt.processor.submit(command)
+    audit("account_disabled", actor=SYSTEM_ACTOR, addr=CONFIG_ADDRESS, target=account.username)
     log.warning(
         "demo user %s still had its demo password and admin.seed_demo_users is off: disabled",
         account.username,

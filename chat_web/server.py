@@ -36,6 +36,7 @@ from chat_core.settings.schema import (
 from chat_web.app import create_app
 from chat_web.http.deadline import deadline_protocol
 from chat_web.hub.fanout import Hub
+from chat_web.metrics import Metrics
 from chat_web.runtime import Runtime
 from chat_web.seed import seed
 
@@ -122,10 +123,14 @@ async def serve(settings: Settings) -> None:
             return fresh
 
         hub = Hub(settings.chat.typing_timeout_seconds)
-        processor = CommandProcessor(journal, state, hub, reload=reload)
+        metrics = Metrics() if settings.server.metrics else None
+        observer = metrics.observer if metrics is not None else None
+        processor = CommandProcessor(journal, state, hub, reload=reload, observer=observer)
         hub.state_of = lambda: processor.state if processor is not None else state
         processor.start()
-        rt = Runtime.build(settings, journal, processor, hub, secret)
+        rt = Runtime.build(settings, journal, processor, hub, secret, metrics)
+        if metrics is not None:
+            metrics.attach(rt, report.seconds, report.events)
         await seed(rt)
         _tune_gc(settings)
         sock = _bind(settings.server.host, settings.server.port)

@@ -1,9 +1,11 @@
 """Building `Settings` from layered sources, each error naming its key and where it came from.
 
 Sources, later winning (docs/protocol.md section 6): built-in defaults, a TOML file, `CHAT__*`
-variables, the short variables, command-line overrides. Every layer is merged into one nested
-dict that msgspec converts once, so each check lives in the types of `chat_core.settings.schema` and
-each error names its key as a dotted path (`chat.max_message_length`, `admin.users.0.username`).
+variables, the short variables, command-line overrides. A `.env` file (`./.env`, or the one
+named) adds variables the real environment does not set: below it, above the TOML file.
+Every layer is merged into one nested dict that msgspec converts once, so each check lives in
+the types of `chat_core.settings.schema` and each error names its key as a dotted path
+(`chat.max_message_length`, `admin.users.0.username`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Annotated, Any, Final, Literal, get_args, get_origin
 import msgspec
 from msgspec import Struct
 
+from chat_core.settings import dotenv
 from chat_core.settings.schema import Settings, SettingsError, check_secret
 
 _ENV_PREFIX: Final = "CHAT__"
@@ -36,9 +39,18 @@ def load_settings(
     config_file: str | Path | None = None,
     env: Mapping[str, str] | None = None,
     overrides: Mapping[str, Any] | None = None,
+    env_file: str | Path | None = None,
 ) -> Settings:
-    """Merge defaults, TOML file, environment and overrides (later wins) into checked Settings."""
+    """Merge defaults, TOML file, environment and overrides (later wins) into checked Settings.
+
+    `env_file` is read below the environment (a missing one is an error); without it, `./.env`
+    is read if present, unless `env` was given (tests pass the whole environment).
+    """
     environ: Mapping[str, str] = os.environ if env is None else env
+    if env_file is not None:
+        environ = {**dotenv.read(Path(env_file), required=True), **environ}
+    elif env is None:
+        environ = {**dotenv.read(dotenv.DEFAULT_FILE, required=False), **environ}
     layers = _Layers()
     path = _config_path(config_file, environ)
     if path is not None:

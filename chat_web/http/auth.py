@@ -41,6 +41,7 @@ from chat_core.errors import (
     UsernameTaken,
 )
 from chat_core.passwords import hash_cost, validate_password
+from chat_web.audit import audit, name_of
 from chat_web.runtime import Runtime
 from chat_web.tokens import issue_token
 
@@ -152,8 +153,17 @@ def _check_display_name(display_name: str) -> None:
     request_max_body_size=MAX_AUTH_BODY_BYTES,
 )
 async def register(request: Request[Any, Any, Any], data: RegisterBody) -> Registered:
-    rt = _runtime(request)
     address = _address(request)
+    try:
+        registered = await _register(_runtime(request), address, data)
+    except ChatError as exc:
+        audit("registration", actor=name_of(data.username), addr=address, outcome=exc.reason)
+        raise
+    audit("registration", actor=registered.username, addr=address, role=registered.role)
+    return registered
+
+
+async def _register(rt: Runtime, address: str, data: RegisterBody) -> Registered:
     if not is_valid_username(data.username) or user_key(data.username) in RESERVED_USERNAMES:
         raise InvalidParams("usernames are 3 to 32 of A-Z a-z 0-9 _ . -", "invalid_username")
     validate_password(data.password)
@@ -183,7 +193,6 @@ async def register(request: Request[Any, Any, Any], data: RegisterBody) -> Regis
         if rt.registrations is not None:
             rt.registrations.undo(address)
         raise
-    log.info("registered %s [addr=%s]", data.username, address)
     return Registered(username=data.username, role="user")
 
 
@@ -195,13 +204,23 @@ async def register(request: Request[Any, Any, Any], data: RegisterBody) -> Regis
     request_max_body_size=MAX_AUTH_BODY_BYTES,
 )
 async def login(request: Request[Any, Any, Any], data: LoginBody) -> LoggedIn:
-    rt = _runtime(request)
+    address = _address(request)
+    try:
+        answer = await _login(_runtime(request), address, data)
+    except ChatError as exc:
+        audit("login", actor=name_of(data.username), addr=address, outcome=exc.reason)
+        raise
+    audit("login", actor=answer.username, addr=address, role=answer.role)
+    return answer
+
+
+async def _login(rt: Runtime, address: str, data: LoginBody) -> LoggedIn:
     # No account can match a name or password outside the rules (they are public): refused
     # before a limiter key is built or a hash spent, so such requests cost nothing to keep.
     if not is_valid_username(data.username) or not 0 < len(data.password) <= MAX_PASSWORD_LENGTH:
         raise Unauthenticated("invalid username or password", "invalid_credentials")
     rt.reserve_hash()
-    attempt_key = f"{_address(request)}\x00{user_key(data.username)}"
+    attempt_key = f"{address}\x00{user_key(data.username)}"
     if rt.login_failures is not None:
         _check_rate(rt.login_failures.retry_after(attempt_key))
         # Counted as a failure before the hash and taken back on success: attempts checked

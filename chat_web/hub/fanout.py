@@ -51,6 +51,10 @@ class Hub:
         self._lingering: dict[str, asyncio.TimerHandle] = {}
         # Users with several connections: the lock their frames are handled under (`gate`).
         self._gates: dict[str, asyncio.Lock] = {}
+        # For /metrics: notifications of committed events queued (counted per batch, not per
+        # recipient), and closed connections by close code (None: no close frame, as 1006).
+        self.delivered = 0
+        self.closes: dict[int | None, int] = {}
 
     # --- connections ------------------------------------------------------------------------
 
@@ -110,30 +114,42 @@ class Hub:
             gate = self._gates[key] = asyncio.Lock()
         return gate
 
+    def all_connections(self) -> list[Connection]:
+        return [conn for conns in self._by_user.values() for conn in conns]
+
     @property
     def connection_count(self) -> int:
         return self._count
 
     # --- fan-out ----------------------------------------------------------------------------
 
-    def send_to(self, keys: Iterable[str], frame: str) -> None:
-        """Queue one frame on every connection of the given users."""
+    def send_to(self, keys: Iterable[str], frame: str) -> int:
+        """Queue one frame on every connection of the given users; how many it was queued on."""
         by_user = self._by_user
+        sent = 0
         for key in keys:
             conns = by_user.get(key)
             if conns:
+                sent += len(conns)
                 for conn in conns:
                     conn.send(frame)
+        return sent
 
-    def send_to_everyone(self, frame: str) -> None:
+    def send_to_everyone(self, frame: str) -> int:
         for conns in self._by_user.values():
             for conn in conns:
                 conn.send(frame)
+        return self._count
+
+    def count_close(self, code: int | None) -> None:
+        """A connection ended with `code` (/metrics)."""
+        self.closes[code] = self.closes.get(code, 0) + 1
 
     def publish(self, deliveries: Sequence[Delivery], state: ChatState) -> None:
         """Fan out one committed batch, then apply its effects on connections."""
         counts = counts_after([d.recorded for d in deliveries], state)
         to_close: dict[str, int] = {}
+        delivered = 0
         for delivery in deliveries:
             recorded = delivery.recorded
             try:
@@ -143,10 +159,11 @@ class Hub:
                 frame = None
             if frame is not None:
                 if delivery.audience.everyone:
-                    self.send_to_everyone(frame)
+                    delivered += self.send_to_everyone(frame)
                 else:
-                    self.send_to(delivery.audience.users, frame)
+                    delivered += self.send_to(delivery.audience.users, frame)
             self._effects(recorded.event, state, to_close)
+        self.delivered += delivered
         # Closed after the whole batch: a kicked user first sees its kick and its user_left.
         for key, code in to_close.items():
             for conn in self.connections_of(key):

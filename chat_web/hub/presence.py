@@ -51,7 +51,7 @@ class TypingTracker:
         self,
         timeout: float,
         state_of: Callable[[], ChatState],
-        send_to: Callable[[Iterable[str], str], None],
+        send_to: Callable[[Iterable[str], str], object],
     ) -> None:
         self.timeout = timeout
         self._state_of = state_of

@@ -127,6 +127,11 @@ class Connection:
             self.abort(Close.SLOW_READER)
 
     @property
+    def queued_frames(self) -> int:
+        """How many items the queue holds (/metrics: send-queue depth)."""
+        return len(self._queue)
+
+    @property
     def queued_bytes(self) -> int:
         """What the queue holds, in characters of JSON text."""
         return self._queued_bytes

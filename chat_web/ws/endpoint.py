@@ -189,6 +189,7 @@ async def chat_socket(socket: WebSocket[Any, Any, Any]) -> None:
             expiry.cancel()
             rt.hub.unregister(conn)
             await conn.finish()
+            rt.hub.count_close(conn.close_code)
             conn.log.debug("disconnected (code=%s)", conn.close_code)
     finally:
         if rt.connections is not None:

@@ -9,7 +9,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
-FRAMEWORKS = {"litestar", "uvicorn", "typer", "websockets", "httpx", "rich", "prompt_toolkit"}
+FRAMEWORKS = {
+    "litestar", "uvicorn", "typer", "websockets", "httpx", "rich", "prompt_toolkit",
+    "prometheus_client",
+}  # fmt: skip
 # The floors of chat_core, and the floors each may build on: what a message's text passes
 # through goes down them (wire -> domain, domain -> journal) and never climbs back.
 FLOORS: dict[str, set[str]] = {
