@@ -25,7 +25,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from loadgen import BENCH_DIR, Server, prepare_accounts
+from servers import BENCH_DIR, Server, prepare_accounts
 
 FLOOD_BATCH = 20
 

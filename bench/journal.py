@@ -26,7 +26,6 @@ import argparse
 import asyncio
 import json
 import os
-import random
 import shutil
 import sqlite3
 import subprocess
@@ -40,28 +39,22 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+from journal_data import BENCH_DIR, DATA_DIR, ensure_journal, url_of
 
 from chat_core.domain import codec
 from chat_core.domain import commands as c
 from chat_core.domain import events as e
 from chat_core.domain.state import initial_state
-from chat_core.journal.migrate import head_revision, upgrade
+from chat_core.journal.migrate import upgrade
 from chat_core.journal.replay import replay
 from chat_core.journal.sqlite import Journal
 from chat_core.journal.tables import INSERT_SQL
 from chat_core.processor import CommandProcessor
 
-BENCH_DIR = Path(__file__).resolve().parent
-DATA_DIR = BENCH_DIR / "data"
-GENERATOR_VERSION = 1
 TEXT = "hello from the benchmark, a message of a typical length for a chat line"
 READ_SQL = (
     "SELECT seq, tag, version, payload, actor, command_id, recorded_at FROM events ORDER BY seq"
 )
-
-
-def url_of(path: Path) -> str:
-    return f"sqlite+aiosqlite:///{path}"
 
 
 @dataclass
@@ -313,160 +306,6 @@ def bench_append(
 # --------------------------------------------------------------------------------------
 # 2. Replay
 # --------------------------------------------------------------------------------------
-
-
-def journal_file(n_events: int) -> Path:
-    return DATA_DIR / f"journal-{n_events}-g{GENERATOR_VERSION}-{head_revision()}.sqlite3"
-
-
-def generate(path: Path, n_events: int, seed: int = 20261124) -> None:
-    """A consistent, realistic journal: 1000 users, 100 rooms, joins/leaves, mostly messages.
-
-    Rows are built with the real codec and written with plain executemany (fast), into a file
-    migrated with the real migrations.  Written beside and renamed: a cache hit is complete.
-    """
-    DATA_DIR.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
-    for suffix in ("", "-wal", "-shm"):
-        Path(str(tmp) + suffix).unlink(missing_ok=True)
-    upgrade(url_of(tmp))
-    rng = random.Random(seed)
-    n_users, n_rooms = 1000, 100
-    users = [f"user{i:04d}" for i in range(n_users)]
-    rooms = [f"room-{i:03d}" for i in range(n_rooms)]
-    words = [
-        "hello",
-        "there",
-        "is",
-        "the",
-        "a",
-        "chat",
-        "of",
-        "message",
-        "lunch",
-        "ok",
-        "yes",
-        "no",
-        "maybe",
-        "later",
-        "meeting",
-        "deploy",
-        "build",
-        "test",
-        "review",
-        "coffee",
-        "today",
-        "tomorrow",
-        "thanks",
-        "see",
-        "you",
-    ]
-    texts = [" ".join(rng.choice(words) for _ in range(rng.randint(2, 30))) for _ in range(500)]
-    member_of: list[list[str]] = [[] for _ in range(n_users)]
-    members: dict[str, set[int]] = {r: set() for r in rooms}
-    micros = codec.to_micros(datetime(2026, 1, 1, tzinfo=UTC))
-    encode = codec.encode_event
-    seq = 0
-    message_id = 0
-    rows: list[tuple[Any, ...]] = []
-
-    con = sqlite3.connect(tmp, isolation_level=None)
-    con.execute("PRAGMA journal_mode=WAL")
-    con.execute("PRAGMA synchronous=OFF")
-    con.execute("PRAGMA cache_size=-262144")
-
-    def add(event: e.Event, actor: str, command_id: str | None = None) -> None:
-        nonlocal seq, micros
-        seq += 1
-        micros += rng.randint(100, 5000)
-        rows.append(
-            (
-                seq,
-                e.stream_of(event),
-                e.tag_of(event),
-                1,
-                encode(event).decode(),
-                actor,
-                command_id,
-                micros,
-            )
-        )
-        if len(rows) >= 50_000:
-            flush()
-
-    def flush() -> None:
-        con.execute("BEGIN")
-        con.executemany(INSERT_SQL, rows)
-        con.execute("COMMIT")
-        rows.clear()
-
-    def join(u: int, room: str) -> None:
-        if u in members[room]:
-            return
-        members[room].add(u)
-        member_of[u].append(room)
-        add(e.UserJoined(room_id=room, username=users[u]), users[u])
-
-    add(
-        e.AccountRegistered(username="admin", password_hash="$2b$12$" + "a" * 53, role="admin"),
-        "system",
-    )
-    for name in users:
-        if seq >= n_events:
-            break
-        add(e.AccountRegistered(username=name, password_hash="$2b$12$" + "h" * 53), "system")
-    for room in rooms:
-        if seq >= n_events:
-            break
-        add(e.RoomCreated(room_id=room, room_name=room, created_by="admin"), "admin")
-    for u in range(n_users):
-        for room in rng.sample(rooms, 5):
-            if seq >= n_events:
-                break
-            join(u, room)
-    while seq < n_events:
-        u = rng.randrange(n_users)
-        x = rng.random()
-        if x < 0.005 or not member_of[u]:
-            join(u, rng.choice(rooms))
-        elif x < 0.008 and len(member_of[u]) > 1:
-            room = member_of[u].pop(rng.randrange(len(member_of[u])))
-            members[room].discard(u)
-            add(e.UserLeft(room_id=room, username=users[u]), users[u])
-        else:
-            room = rng.choice(member_of[u])
-            message_id += 1
-            cid = f"{rng.getrandbits(128):032x}" if rng.random() < 0.5 else None
-            add(
-                e.MessageSent(
-                    message_id=message_id,
-                    room_id=room,
-                    username=users[u],
-                    text=rng.choice(texts),
-                    client_msg_id=cid,
-                ),
-                users[u],
-                cid,
-            )
-    if rows:
-        flush()
-    con.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    con.close()
-    os.replace(tmp, path)
-    for suffix in ("-wal", "-shm"):
-        Path(str(tmp) + suffix).unlink(missing_ok=True)
-
-
-def ensure_journal(n_events: int) -> Path:
-    path = journal_file(n_events)
-    if not path.exists():
-        started = time.perf_counter()
-        print(f"  .. generating {path.name}", file=sys.stderr, flush=True)
-        generate(path, n_events)
-        print(
-            f"  .. generated in {time.perf_counter() - started:.1f} s", file=sys.stderr, flush=True
-        )
-    return path
 
 
 def raw_scan(path: Path, decode: bool = True) -> tuple[int, float]:

@@ -22,6 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import journal as journal_bench
+import journal_data
 
 _COLD = r"""
 import asyncio, json, sys, time
@@ -46,11 +47,11 @@ print(json.dumps({"open": t1 - t0, "replay": t2 - t1, "total": t2 - t0}))
 
 def cold(path: Path, mode: str) -> dict[str, float]:
     out = subprocess.run(
-        [sys.executable, "-c", _COLD, journal_bench.url_of(path), mode],
+        [sys.executable, "-c", _COLD, journal_data.url_of(path), mode],
         check=True,
         capture_output=True,
         text=True,
-        cwd=journal_bench.BENCH_DIR.parent,
+        cwd=journal_data.BENCH_DIR.parent,
     )
     result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
@@ -71,7 +72,7 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    path = journal_bench.ensure_journal(args.events)
+    path = journal_data.ensure_journal(args.events)
     journal_bench.raw_scan(path, decode=False)  # warm the page cache
     runs: dict[str, list[dict[str, float]]] = {"plain": [], "checked": []}
     for _ in range(args.repeats):

@@ -25,7 +25,7 @@ from pathlib import Path
 import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from journal import BENCH_DIR, ensure_journal, url_of
+from journal_data import BENCH_DIR, ensure_journal, url_of
 
 from chat_core.journal.migrate import upgrade
 

@@ -16,6 +16,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import journal as bench  # bench/journal.py
+import journal_data
 
 
 def main() -> None:
@@ -25,7 +26,7 @@ def main() -> None:
     parser.add_argument("--sync", default="FULL")
     parser.add_argument("--ids", action="store_true")
     args = parser.parse_args()
-    workdir = bench.DATA_DIR / "tmp"
+    workdir = journal_data.DATA_DIR / "tmp"
     workdir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="profile-", dir=workdir))
     try:

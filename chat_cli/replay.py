@@ -388,7 +388,7 @@ async def _run(
         with contextlib.suppress(sqlite3.Error, DBAPIError):
             head = await journal.head()
             total = head if until is None else min(until, head)
-    with _progress_bar(total) as progress:
+    with _ProgressBar(total) as progress:
         if check:
             result = await verify(journal, until, progress)
             echo(to_json(result) if as_json else visible_lines(verification_text(result)))
@@ -398,7 +398,7 @@ async def _run(
     return 0
 
 
-class _progress_bar:
+class _ProgressBar:
     """A transient rich progress bar on stderr for `total` events; a no-op below the threshold."""
 
     def __init__(self, total: int) -> None:

@@ -18,7 +18,7 @@ from chat_core.protocol import notifications as n
 from chat_core.protocol.rpc import encode_notification
 
 
-def notification_of(recorded: e.Recorded, user_count: int = 0) -> tuple[str, n.Notice] | None:
+def notification_of(recorded: e.Recorded, user_count: int = 0) -> tuple[str, n.Notice] | None:  # noqa: C901 (one case per kind: a flat match)
     """(method, params) of an event's notification, or None if clients never see it."""
     event = recorded.event
     seq, at = recorded.seq, recorded.at

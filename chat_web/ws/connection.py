@@ -222,7 +222,7 @@ class Connection:
                 await self.socket.send(_text(item))
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # the peer went away mid-send: the reader loop sees it too
+        except Exception as exc:  # noqa: BLE001 (the peer went away mid-send; the reader sees it)
             self.log.debug("writer stopped: %r", exc)
             self.closing = True
 

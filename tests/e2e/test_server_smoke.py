@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from conftest import ServerProcess
-from helpers import Client, HandshakeRefused, Harness, durable, open_socket, unique
+from helpers import Client, HandshakeRefused, Harness, RpcError, durable, open_socket, unique
 from websockets.exceptions import ConnectionClosed
 
 StartServer = Callable[..., ServerProcess]
@@ -202,12 +202,12 @@ async def test_a_token_expiring_mid_session_gets_32001_then_4401_and_ends_idle_s
         user = await chat.new_user()
         client = await chat.connect(user)
         idle = await chat.connect(user)
-        error = None
+        error: RpcError | None = None
         async with asyncio.timeout(10):
             while error is None:
                 try:
                     await client.call("ping")
-                except Exception as exc:  # the RpcError once the token has expired
+                except RpcError as exc:  # once the token has expired
                     error = exc
                 else:
                     await asyncio.sleep(0.2)  # polling a clock, not synchronising

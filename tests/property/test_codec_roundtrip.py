@@ -13,7 +13,9 @@ from chat_core.domain import codec
 from chat_core.domain import events as e
 
 UTC_TIMES = st.datetimes(
-    min_value=datetime(1970, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
+    min_value=datetime(1970, 1, 1),  # noqa: DTZ001 (hypothesis takes naive bounds)
+    max_value=datetime(2200, 1, 1),  # noqa: DTZ001
+    timezones=st.just(UTC),
 )
 
 

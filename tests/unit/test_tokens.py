@@ -158,4 +158,5 @@ def test_short_secret_is_a_programming_error() -> None:
 
 def test_naive_now_is_refused() -> None:
     with pytest.raises(ValueError, match="timezone"):
-        issue_token(SECRET, "alice", "user", datetime(2025, 1, 1), TTL)
+        naive = datetime(2025, 1, 1)  # noqa: DTZ001 (naive on purpose)
+        issue_token(SECRET, "alice", "user", naive, TTL)
