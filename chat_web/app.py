@@ -8,6 +8,7 @@ from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 
+from chat_web.http.account import change_password, logout
 from chat_web.http.auth import chat_error_handler, health, login, register
 from chat_web.http.contract import asyncapi
 from chat_web.page import page_router
@@ -20,7 +21,16 @@ def create_app(runtime: Runtime) -> Litestar:
     cors = runtime.settings.server.cors
     origins = ["*"] if cors.allow_any_origin else list(cors.allowed_origins)
     return Litestar(
-        route_handlers=[register, login, health, asyncapi, chat_socket, page_router()],
+        route_handlers=[
+            register,
+            login,
+            change_password,
+            logout,
+            health,
+            asyncapi,
+            chat_socket,
+            page_router(),
+        ],
         state=State({"runtime": runtime}),
         cors_config=CORSConfig(allow_origins=origins),
         exception_handlers={Exception: chat_error_handler},

@@ -23,6 +23,7 @@ from chat_core.processor import Outcome
 from chat_core.protocol import params as p
 from chat_core.protocol import results as r
 from chat_core.protocol.rpc import Call
+from chat_web.account_methods import ACCOUNT_HANDLERS
 from chat_web.limits import WindowCounter
 from chat_web.live import send_live
 from chat_web.runtime import Runtime
@@ -367,4 +368,5 @@ HANDLERS: Final[dict[str, Handler]] = {
     "stop_typing": stop_typing,
     "whoami": whoami,
     "ping": ping,
+    **ACCOUNT_HANDLERS,
 }
