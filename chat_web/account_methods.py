@@ -27,7 +27,7 @@ audit = logging.getLogger("chat_web.audit")
 
 def _audit(conn: Connection, what: str, whom: str) -> None:
     audit.info(
-        "%s by %s on %s [addr=%s]",
+        "account %s by %s on %s [addr=%s]",
         what,
         conn.username,
         whom,

@@ -87,7 +87,8 @@ async def change_password(request: Request[Any, Any, Any], data: PasswordBody) -
     )
     outcome = await rt.processor.submit(command)
     audit.info(
-        "password changed by %s [addr=%s]",
+        "account password_changed by %s on %s [addr=%s]",
+        account.username,
         account.username,
         address,
         extra={
@@ -128,7 +129,8 @@ async def logout(request: Request[Any, Any, Any]) -> LoggedOut:
     )
     await rt.processor.submit(command)
     audit.info(
-        "logout of %s [addr=%s]",
+        "account logout by %s on %s [addr=%s]",
+        account.username,
         account.username,
         address,
         extra={
