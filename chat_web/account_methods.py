@@ -27,11 +27,10 @@ audit = logging.getLogger("chat_web.audit")
 
 def _audit(conn: Connection, what: str, whom: str) -> None:
     audit.info(
-        "account %s by %s on %s [addr=%s]",
+        "account %s by %s on %s",
         what,
         conn.username,
         whom,
-        conn.address,
         extra={"who": conn.username, "what": what, "whom": whom, "addr": conn.address},
     )
 

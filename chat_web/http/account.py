@@ -87,10 +87,9 @@ async def change_password(request: Request[Any, Any, Any], data: PasswordBody) -
     )
     outcome = await rt.processor.submit(command)
     audit.info(
-        "account password_changed by %s on %s [addr=%s]",
+        "account password_changed by %s on %s",
         account.username,
         account.username,
-        address,
         extra={
             "who": account.username,
             "what": "password_changed",
@@ -129,10 +128,9 @@ async def logout(request: Request[Any, Any, Any]) -> LoggedOut:
     )
     await rt.processor.submit(command)
     audit.info(
-        "account logout by %s on %s [addr=%s]",
+        "account logout by %s on %s",
         account.username,
         account.username,
-        address,
         extra={
             "who": account.username,
             "what": "logout",
