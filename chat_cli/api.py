@@ -47,10 +47,13 @@ _FRIENDLY = {
 }
 
 
-def _post(server: str, path: str, body: dict[str, Any]) -> httpx.Response:
+def _post(
+    server: str, path: str, body: dict[str, Any] | None, token: str | None = None
+) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token else None
     try:
         with httpx.Client(base_url=server, timeout=TIMEOUT) as client:
-            return client.post(path, json=body)
+            return client.post(path, json=body, headers=headers)
     except httpx.TimeoutException as exc:
         raise ApiError(f"the server at {server} did not answer in time", "unreachable") from exc
     except httpx.HTTPError as exc:
@@ -104,3 +107,19 @@ def login(server: str, username: str, password: str) -> LoginResult:
     if response.status_code != 200:
         raise _refusal(response)
     return _decode(response, LoginResult)
+
+
+def change_password(server: str, token: str, old: str, new: str) -> LoginResult:
+    """Change one's own password (200: a fresh token; older ones are revoked), or ApiError."""
+    body = {"old_password": old, "new_password": new}
+    response = _post(server, "/auth/password", body, token)
+    if response.status_code != 200:
+        raise _refusal(response)
+    return _decode(response, LoginResult)
+
+
+def logout(server: str, token: str) -> None:
+    """Revoke `token` on the server, or raise ApiError."""
+    response = _post(server, "/auth/logout", None, token)
+    if response.status_code != 200:
+        raise _refusal(response)

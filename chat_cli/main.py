@@ -13,6 +13,7 @@ Exit codes, relied on by scripts and tests:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import sys
 from collections.abc import Coroutine
@@ -205,7 +206,14 @@ def logout(server: ServerOption = None) -> None:
     from chat_cli import config_store
 
     url = config_store.resolve_server(server)
+    from chat_cli import api
+
     try:
+        saved = config_store.load(url)
+        if saved is not None and not saved.expired():
+            # Revoked on the server first; an unreachable server still forgets it here.
+            with contextlib.suppress(api.ApiError):
+                api.logout(url, saved.token)
         removed = config_store.remove(url)
     except config_store.StoreError as exc:
         fail(str(exc))
@@ -324,6 +332,16 @@ def _interactive_login(server: str, username: str | None, why: str) -> str:
         fail(exc.message, exc.code)
     except (typer.Abort, EOFError):
         fail("login cancelled")
+
+
+def _account_commands() -> None:
+    from chat_cli.account_cmds import admin_app, password
+
+    app.command()(password)
+    app.add_typer(admin_app, name="admin")
+
+
+_account_commands()
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ from litestar.config.cors import CORSConfig
 from litestar.datastructures import State
 from litestar.openapi import OpenAPIConfig
 
+from chat_web.http.account import change_password, logout
 from chat_web.http.auth import chat_error_handler, health, login, register
 from chat_web.http.contract import asyncapi
 from chat_web.http.ops import metrics
@@ -22,7 +23,16 @@ def create_app(runtime: Runtime) -> Litestar:
     """An app serving `runtime` (built and started by the caller; see `chat_web.server`)."""
     cors = runtime.settings.server.cors
     origins = ["*"] if cors.allow_any_origin else list(cors.allowed_origins)
-    handlers: list[Any] = [register, login, health, asyncapi, chat_socket, page_router()]
+    handlers: list[Any] = [
+        register,
+        login,
+        change_password,
+        logout,
+        health,
+        asyncapi,
+        chat_socket,
+        page_router(),
+    ]
     if runtime.metrics is not None:
         handlers.append(metrics)
     return Litestar(

@@ -23,6 +23,7 @@ from chat_core.processor import Outcome
 from chat_core.protocol import params as p
 from chat_core.protocol import results as r
 from chat_core.protocol.rpc import Call
+from chat_web.account_methods import ACCOUNT_HANDLERS
 from chat_web.audit import METHODS as AUDITED
 from chat_web.audit import audited
 from chat_web.limits import WindowCounter
@@ -372,4 +373,5 @@ HANDLERS: Final[dict[str, Handler]] = {
     "stop_typing": stop_typing,
     "whoami": whoami,
     "ping": ping,
+    **ACCOUNT_HANDLERS,
 }

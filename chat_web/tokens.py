@@ -1,4 +1,7 @@
-"""Session tokens: HS256 JWTs with claims sub, role, iat, exp and jti (docs/protocol.md section 1).
+"""Session tokens: HS256 JWTs with claims sub, role, iat, exp, jti and tep (docs/protocol.md
+section 1). `tep` is the account's token epoch at issue: a token whose epoch is below the
+account's (a password set, a disable or a revoke-all came after it) is refused, even within
+the second of its `iat`; tokens from before `tep` existed count as epoch 0.
 
 Only HS256 is accepted, whatever the token's header says, so `alg: none` and algorithm
 confusion are refused. Time is checked here against an explicit `now` (not by pyjwt against the
@@ -33,10 +36,11 @@ class Claims(Struct, frozen=True, kw_only=True):
     iat: int
     exp: int
     jti: Annotated[str, Meta(min_length=1)]
+    tep: Annotated[int, Meta(ge=0)] = 0
 
 
 def issue_token(
-    secret: str, username: str, role: str, now: datetime, ttl_seconds: int
+    secret: str, username: str, role: str, now: datetime, ttl_seconds: int, epoch: int = 0
 ) -> tuple[str, int]:
     """A signed token for `username` and its expiry time in unix seconds."""
     _check_secret(secret)
@@ -52,6 +56,7 @@ def issue_token(
         "iat": issued_at,
         "exp": expires_at,
         "jti": uuid.uuid4().hex,
+        "tep": epoch,
     }
     return _JWT.encode(claims, secret, algorithm=ALGORITHM), expires_at
 

@@ -204,6 +204,22 @@ COMMANDS: st.SearchStrategy[c.Command] = st.one_of(
         actor=st.sampled_from(("system", "admin")),
         username=st.sampled_from(("bob", "erin", "nobody")),
     ),
+    _cmd(
+        c.ChangePassword,
+        actor=_actors,
+        old_hash=st.sampled_from((HASH, "other-hash")),
+        password_hash=st.sampled_from((HASH, "new-hash")),
+    ),
+    _cmd(c.Logout, actor=_actors, jti=st.sampled_from(("j1", "j2")), expires_at=st.just(10**10)),
+    _cmd(
+        c.ResetPassword,
+        actor=_staff,
+        target=_targets,
+        password_hash=st.sampled_from((HASH, "reset-hash")),
+    ),
+    _cmd(c.DisableUser, actor=_staff, target=_targets),
+    _cmd(c.EnableUser, actor=_staff, target=_targets),
+    _cmd(c.RevokeTokens, actor=_staff, target=_targets),
 )
 """Commands from a small cast of users and rooms, so that they often collide."""
 

@@ -62,6 +62,15 @@ def audience(recorded: e.Recorded, before: ChatState) -> Audience:  # noqa: C901
             return EVERYONE
         case e.AccountRegistered() | e.PasswordChanged():
             return NOBODY
+        case (
+            e.PasswordSet()
+            | e.AccountDisabled()
+            | e.AccountEnabled()
+            | e.TokensRevoked()
+            | e.TokenRevoked()
+        ):
+            # Account facts: no notification; the hub closes the sessions they end.
+            return NOBODY
         case _:
             assert_never(event)
 
@@ -146,6 +155,14 @@ class UserView(msgspec.Struct, kw_only=True):
                     self.role = event.role
                 return False
             case e.PasswordChanged():
+                return False
+            case (
+                e.PasswordSet()
+                | e.AccountDisabled()
+                | e.AccountEnabled()
+                | e.TokensRevoked()
+                | e.TokenRevoked()
+            ):
                 return False
             case _:
                 assert_never(event)

@@ -64,6 +64,42 @@ class DisableAccount(_Command, frozen=True, kw_only=True):
     username: str
 
 
+class ChangePassword(_Command, frozen=True, kw_only=True):
+    """The actor's own new password; applied only while the hash the edge checked the old
+    password against is still the stored one (a change meanwhile wins)."""
+
+    old_hash: str
+    password_hash: str
+
+
+class ResetPassword(_Command, frozen=True, kw_only=True):
+    """An admin sets another user's password."""
+
+    target: str
+    password_hash: str
+
+
+class DisableUser(_Command, frozen=True, kw_only=True):
+    target: str
+
+
+class EnableUser(_Command, frozen=True, kw_only=True):
+    target: str
+
+
+class RevokeTokens(_Command, frozen=True, kw_only=True):
+    """An admin revokes every token of a user issued so far."""
+
+    target: str
+
+
+class Logout(_Command, frozen=True, kw_only=True):
+    """Revoke the actor's token `jti` (valid until `expires_at`, unix s)."""
+
+    jti: str
+    expires_at: int
+
+
 class CreateRoom(_Command, frozen=True, kw_only=True):
     """Create a room if it does not exist (the configured default rooms)."""
 
@@ -120,6 +156,12 @@ Command = (
     | EnsureAccount
     | RehashPassword
     | DisableAccount
+    | ChangePassword
+    | ResetPassword
+    | DisableUser
+    | EnableUser
+    | RevokeTokens
+    | Logout
     | CreateRoom
     | JoinRoom
     | LeaveRoom

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import assert_never
 
+from chat_core.domain import accounts
 from chat_core.domain import commands as c
 from chat_core.domain import events as e
 from chat_core.domain.rules import (
@@ -31,7 +32,15 @@ from chat_core.domain.rules import (
     room_key,
     user_key,
 )
-from chat_core.domain.state import Account, ChatState, Room, active_ban, is_member, rooms_of
+from chat_core.domain.state import (
+    Account,
+    ChatState,
+    Room,
+    active_ban,
+    is_member,
+    is_usable,
+    rooms_of,
+)
 from chat_core.errors import (
     Banned,
     Forbidden,
@@ -64,6 +73,18 @@ def decide(command: c.Command, state: ChatState) -> list[e.Event]:  # noqa: C901
             return _rehash(command, state)
         case c.DisableAccount():
             return _disable_account(command, state)
+        case c.ChangePassword():
+            return accounts.change_password(command, _actor(command, state))
+        case c.Logout():
+            return accounts.logout(command, _actor(command, state), state)
+        case c.ResetPassword():
+            return accounts.reset_password(command, _actor(command, state), state)
+        case c.DisableUser():
+            return accounts.disable(command, _actor(command, state), state)
+        case c.EnableUser():
+            return accounts.enable(command, _actor(command, state), state)
+        case c.RevokeTokens():
+            return accounts.revoke_tokens(command, _actor(command, state), state)
         case c.CreateRoom():
             _require(_actor(command, state), "admin")
             return _create_room(command, state)
@@ -101,7 +122,7 @@ def authorize(state: ChatState, username: str, at: datetime) -> Account:
     # `state.bans` first: with nobody banned (the usual case) no look-up at all.
     if state.bans and active_ban(state, account.username, at) is not None:
         raise Banned("you are banned")
-    if is_disabled(account.password_hash):
+    if not is_usable(account):
         raise Unauthenticated("the account is disabled", "invalid_token")
     return account
 

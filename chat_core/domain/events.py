@@ -97,6 +97,44 @@ class UserUnbanned(_Event, frozen=True, kw_only=True, tag="user_unbanned"):
     by: str
 
 
+class PasswordSet(_Event, frozen=True, kw_only=True, tag="password_set"):
+    """A new password chosen by its user (`by` the user) or reset by an admin; every token
+    issued before it is refused (the account's token epoch moves on)."""
+
+    username: str
+    password_hash: str
+    by: str
+
+
+class AccountDisabled(_Event, frozen=True, kw_only=True, tag="account_disabled"):
+    """An admin disabled the account: no login, every token refused; the hash is kept."""
+
+    username: str
+    by: str
+
+
+class AccountEnabled(_Event, frozen=True, kw_only=True, tag="account_enabled"):
+    """An admin re-enabled a disabled account: its kept password works again."""
+
+    username: str
+    by: str
+
+
+class TokensRevoked(_Event, frozen=True, kw_only=True, tag="tokens_revoked"):
+    """An admin revoked every token of the account issued so far."""
+
+    username: str
+    by: str
+
+
+class TokenRevoked(_Event, frozen=True, kw_only=True, tag="token_revoked"):
+    """A logout: this one token (`jti`) is refused; remembered until its `expires_at`."""
+
+    username: str
+    jti: str
+    expires_at: int  # unix seconds, the token's `exp`
+
+
 class AnnouncementBroadcast(_Event, frozen=True, kw_only=True, tag="system_announcement"):
     message: str
     level: Level
@@ -116,6 +154,11 @@ Event = (
     | UserBanned
     | UserUnbanned
     | AnnouncementBroadcast
+    | PasswordSet
+    | AccountDisabled
+    | AccountEnabled
+    | TokensRevoked
+    | TokenRevoked
 )
 
 EVENT_TYPES: tuple[type[_Event], ...] = (
@@ -131,6 +174,11 @@ EVENT_TYPES: tuple[type[_Event], ...] = (
     UserBanned,
     UserUnbanned,
     AnnouncementBroadcast,
+    PasswordSet,
+    AccountDisabled,
+    AccountEnabled,
+    TokensRevoked,
+    TokenRevoked,
 )
 
 

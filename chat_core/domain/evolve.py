@@ -8,6 +8,7 @@ unchanged parts with the old one.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import assert_never
 
 from immutables import Map
@@ -100,6 +101,21 @@ def evolve(state: ChatState, recorded: e.Recorded) -> ChatState:  # noqa: C901 (
             key = user_key(event.username)
             bans = state.bans.delete(key) if key in state.bans else state.bans
             return replace(state, seq=recorded.seq, bans=bans)
+        case e.PasswordSet():
+            return replace(
+                _revoke_all(state, event.username, password_hash=event.password_hash),
+                seq=recorded.seq,
+            )
+        case e.AccountDisabled():
+            return replace(_revoke_all(state, event.username, disabled=True), seq=recorded.seq)
+        case e.AccountEnabled():
+            return replace(_update_account(state, event.username, disabled=False), seq=recorded.seq)
+        case e.TokensRevoked():
+            return replace(_revoke_all(state, event.username), seq=recorded.seq)
+        case e.TokenRevoked():
+            return replace(
+                _revoke_one(state, event.jti, event.expires_at, recorded.at), seq=recorded.seq
+            )
         case e.UserKicked() | e.AnnouncementBroadcast():
             # Facts for the record and the notifications; the UserLeft events that follow a
             # kick carry its effect on membership.
@@ -114,6 +130,30 @@ def _update_account(state: ChatState, username: str, **changes: object) -> ChatS
     if account is None:
         return state
     return replace(state, accounts=state.accounts.set(key, replace(account, **changes)))
+
+
+def _revoke_all(state: ChatState, username: str, **changes: object) -> ChatState:
+    """`changes` to the account, and every token issued so far refused (its epoch moves on)."""
+    account = state.accounts.get(user_key(username))
+    if account is None:
+        return state
+    return _update_account(state, username, token_epoch=account.token_epoch + 1, **changes)
+
+
+def _revoke_one(state: ChatState, jti: str, expires_at: int, at: datetime) -> ChatState:
+    """Remember a logged-out token; drop the expired ones once the map doubled since the last
+    pruning (time from the event, not a clock: replay prunes alike; amortized O(1))."""
+    revoked = state.revoked_tokens.set(jti, expires_at)
+    prune_at = state.revoked_prune_at
+    if len(revoked) >= prune_at:
+        now = at.timestamp()
+        with revoked.mutate() as kept:
+            for old, exp in revoked.items():
+                if exp <= now:
+                    del kept[old]
+            revoked = kept.finish()
+        prune_at = max(64, 2 * len(revoked))
+    return replace(state, revoked_tokens=revoked, revoked_prune_at=prune_at)
 
 
 def _join(state: ChatState, event: e.UserJoined, seq: int) -> ChatState:

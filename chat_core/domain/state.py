@@ -16,7 +16,7 @@ from immutables import Map
 
 # Message lives in the codec, so that the journal can build history pages without the state.
 from chat_core.domain.codec import Message
-from chat_core.domain.rules import Role, user_key
+from chat_core.domain.rules import Role, is_disabled, user_key
 
 
 class Account(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -25,6 +25,10 @@ class Account(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     role: Role
     created_at: datetime
     display_name: str | None = None
+    disabled: bool = False  # by an admin (`account_disabled`); the hash is kept
+    # Bumped by each password set, disable and revoke-all: a token carrying a lower epoch
+    # (claim `tep`, 0 when absent) was issued before it and is refused, even in the same second.
+    token_epoch: int = 0
 
 
 class Ban(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -55,11 +59,25 @@ class ChatState(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     # user key -> (room id -> seq of the join): the user's rooms, and which was joined last
     memberships: Map[str, Map[str, int]] = Map()
     bans: Map[str, Ban] = Map()
+    # Logged-out tokens: jti -> its exp (unix s). Expired ones are dropped as revocations are
+    # folded (see evolve), so this holds at most the logouts of one token lifetime.
+    revoked_tokens: Map[str, int] = Map()
+    revoked_prune_at: int = 64  # size at which the next revocation drops the expired
 
 
 def initial_state(history_window: int = 50) -> ChatState:
     """The state before any event; `history_window` is how many messages a room keeps."""
     return ChatState(history_window=history_window)
+
+
+def is_usable(account: Account) -> bool:
+    """False for an account disabled by an admin or by the server (an unusable hash)."""
+    return not account.disabled and not is_disabled(account.password_hash)
+
+
+def token_refused(state: ChatState, account: Account, epoch: int, jti: str) -> bool:
+    """True for a token issued before the account's last revocation, or logged out."""
+    return epoch < account.token_epoch or jti in state.revoked_tokens
 
 
 def active_ban(state: ChatState, username: str, now: datetime) -> Ban | None:

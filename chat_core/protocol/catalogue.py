@@ -23,6 +23,7 @@ from chat_core.protocol.codes import (
 
 _ROOM = not_found("room_not_found")
 _TEXT = invalid_params("invalid_text", "empty_message", "message_too_long")
+_ADMIN_ON = forbidden("insufficient_role", "cannot_moderate_peer", "cannot_target_self")
 _MODERATE = forbidden("insufficient_role", "cannot_moderate_peer", "cannot_target_self")
 
 
@@ -136,6 +137,34 @@ _METHODS: Final = (
         params=p.DeleteRoomParams,
         result=r.DeleteRoomResult,
         errors=(forbidden("insufficient_role"), _ROOM),
+    ),
+    Method(
+        name="reset_password",
+        summary="Set another user's password; its tokens are revoked (admin).",
+        params=p.ResetPasswordParams,
+        result=r.ResetPasswordResult,
+        errors=(invalid_params("weak_password"), _ADMIN_ON, not_found("user_not_found")),
+    ),
+    Method(
+        name="disable_account",
+        summary="Disable an account: no login, its tokens revoked (admin).",
+        params=p.DisableAccountParams,
+        result=r.AccountStatusResult,
+        errors=(_ADMIN_ON, not_found("user_not_found")),
+    ),
+    Method(
+        name="enable_account",
+        summary="Re-enable a disabled account with its kept password (admin).",
+        params=p.EnableAccountParams,
+        result=r.AccountStatusResult,
+        errors=(invalid_params("no_password"), _ADMIN_ON, not_found("user_not_found")),
+    ),
+    Method(
+        name="revoke_tokens",
+        summary="Revoke every token of a user issued so far (admin).",
+        params=p.RevokeTokensParams,
+        result=r.RevokeTokensResult,
+        errors=(_ADMIN_ON, not_found("user_not_found")),
     ),
     Method(
         name="start_typing",

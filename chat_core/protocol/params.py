@@ -101,3 +101,24 @@ class WhoamiParams(Params, frozen=True, kw_only=True):
 
 class PingParams(Params, frozen=True, kw_only=True):
     pass
+
+
+# Bounds of section 1's passwords; the handler answers a short one with `weak_password`.
+NewPassword: TypeAlias = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+
+
+class ResetPasswordParams(Params, frozen=True, kw_only=True):
+    target_username: str
+    new_password: NewPassword
+
+
+class DisableAccountParams(Params, frozen=True, kw_only=True):
+    target_username: str
+
+
+class EnableAccountParams(Params, frozen=True, kw_only=True):
+    target_username: str
+
+
+class RevokeTokensParams(Params, frozen=True, kw_only=True):
+    target_username: str

@@ -103,3 +103,19 @@ class Empty(Result, frozen=True, kw_only=True):
 class PingResult(Result, frozen=True, kw_only=True):
     pong: Literal[True] = True
     journal_seq: int
+
+
+class ResetPasswordResult(Result, frozen=True, kw_only=True):
+    username: str
+
+
+class AccountStatusResult(Result, frozen=True, kw_only=True):
+    """The answer of `disable_account` and `enable_account`."""
+
+    username: str
+    disabled: bool
+
+
+class RevokeTokensResult(Result, frozen=True, kw_only=True):
+    username: str
+    revoked: Literal[True] = True

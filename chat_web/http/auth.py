@@ -26,11 +26,10 @@ from chat_core.domain.rules import (
     SYSTEM_ACTOR,
     USERNAME_PATTERN,
     check_text,
-    is_disabled,
     is_valid_username,
     user_key,
 )
-from chat_core.domain.state import active_ban
+from chat_core.domain.state import active_ban, is_usable
 from chat_core.errors import (
     Banned,
     ChatError,
@@ -227,7 +226,7 @@ async def _login(rt: Runtime, address: str, data: LoginBody) -> LoggedIn:
         # concurrently would otherwise all pass the limit while their hashes are queued.
         rt.login_failures.hit(attempt_key)
     account = rt.processor.state.accounts.get(user_key(data.username))
-    if account is None or is_disabled(account.password_hash):
+    if account is None or not is_usable(account):
         # Same work as a real check, so an unknown or disabled user cannot be told apart by
         # timing.
         ok = await rt.dummy_verify(data.password)
@@ -248,7 +247,12 @@ async def _login(rt: Runtime, address: str, data: LoginBody) -> LoggedIn:
     if hash_cost(current.password_hash) != rt.settings.auth.bcrypt_rounds:
         await _rehash(rt, current.username, data.password, current.password_hash)
     token, expires_at = issue_token(
-        rt.secret, current.username, current.role, now, rt.settings.auth.jwt_ttl_seconds
+        rt.secret,
+        current.username,
+        current.role,
+        now,
+        rt.settings.auth.jwt_ttl_seconds,
+        current.token_epoch,
     )
     return LoggedIn(
         token=token,

@@ -169,7 +169,7 @@ class Hub:
             for conn in self.connections_of(key):
                 conn.close_after_queued(code)
 
-    def _effects(self, event: e.Event, state: ChatState, to_close: dict[str, int]) -> None:
+    def _effects(self, event: e.Event, state: ChatState, to_close: dict[str, int]) -> None:  # noqa: C901 (one case per kind: a flat match)
         """What an event changes in the hub: typing, current rooms, closing sockets."""
         match event:
             case e.UserLeft():
@@ -192,6 +192,15 @@ class Hub:
                 # Its tokens are refused from now on; an open session ends as a revoked one.
                 to_close[user_key(event.username)] = Close.UNAUTHORIZED
                 self.typing.stop_user(user_key(event.username))
+            case e.PasswordSet() | e.AccountDisabled() | e.TokensRevoked():
+                # Every token issued before it is refused: open sessions end as revoked ones.
+                to_close[user_key(event.username)] = Close.UNAUTHORIZED
+                self.typing.stop_user(user_key(event.username))
+            case e.TokenRevoked():
+                # A logout ends the sessions of that one token only.
+                for conn in self.connections_of(user_key(event.username)):
+                    if conn.jti == event.jti:
+                        conn.close_after_queued(Close.UNAUTHORIZED)
             case _:
                 pass
 

@@ -94,6 +94,14 @@ def notification_of(recorded: e.Recorded, user_count: int = 0) -> tuple[str, n.N
             )
         case e.AccountRegistered() | e.PasswordChanged():
             return None
+        case (
+            e.PasswordSet()
+            | e.AccountDisabled()
+            | e.AccountEnabled()
+            | e.TokensRevoked()
+            | e.TokenRevoked()
+        ):
+            return None
         case _:
             assert_never(event)
 

@@ -62,6 +62,7 @@ class Connection:
         "closing",
         "current_room",
         "id",
+        "jti",
         "key",
         "read_pause",
         "refusals",
@@ -81,8 +82,10 @@ class Connection:
         queue_limit: int,
         queue_bytes: int = 0,
         batching: bool = False,
+        jti: str = "",
     ) -> None:
         self.socket = socket
+        self.jti = jti  # the token's id: a logout of that token closes this connection
         self.id = connection_id
         self.username = username  # canonical spelling at connect time
         self.key = key

@@ -21,13 +21,19 @@ from litestar.types import WebSocketResponseBodyEvent, WebSocketResponseStartEve
 
 from chat_core.domain.decider import authorize
 from chat_core.domain.rules import SYSTEM_ACTOR, user_key
-from chat_core.domain.state import ChatState, active_ban, current_room_of, rooms_of
+from chat_core.domain.state import (
+    ChatState,
+    active_ban,
+    current_room_of,
+    rooms_of,
+    token_refused,
+)
 from chat_core.errors import Banned, ChatError, Unauthenticated
 from chat_core.protocol.codes import HTTP_STATUS, Close, RefusalReason
 from chat_core.protocol.notifications import ConnectionEstablished, Notice, ResyncRequired
 from chat_core.protocol.rpc import encode_notification
 from chat_web.runtime import Runtime
-from chat_web.tokens import verify_token
+from chat_web.tokens import Claims, verify_token
 from chat_web.ws.connection import Connection
 from chat_web.ws.reader import read_frames
 from chat_web.ws.resume import backlog
@@ -92,13 +98,17 @@ def _batch_of(socket: WebSocket[Any, Any, Any]) -> bool:
     raise _Refusal(Close.BAD_REQUEST, "invalid_batch", "batch must be 1, true, 0 or false")
 
 
-def _check_account(state: ChatState, subject: str) -> str:
-    """The account's canonical username, or a refusal (gone: 4401, banned: 4403)."""
+def _check_account(state: ChatState, token: Claims) -> str:
+    """The account's canonical username, or a refusal (gone or revoked: 4401, banned: 4403)."""
+    subject = token.sub
     if user_key(subject) == SYSTEM_ACTOR:
         # The server's own actor has no account and can never hold a session.
         raise _Refusal(Close.UNAUTHORIZED, "invalid_token", "invalid token")
     try:
-        return authorize(state, subject, datetime.now(UTC)).username
+        account = authorize(state, subject, datetime.now(UTC))
+        if token_refused(state, account, token.tep, token.jti):
+            raise _Refusal(Close.UNAUTHORIZED, "invalid_token", "the token was revoked")
+        return account.username
     except Unauthenticated as exc:
         raise _Refusal(Close.UNAUTHORIZED, exc.reason, exc.message) from exc
     except Banned as exc:
@@ -150,8 +160,9 @@ async def chat_socket(socket: WebSocket[Any, Any, Any]) -> None:
     try:
         since = _since_of(socket)
         batching = _batch_of(socket)
-        subject, expires = _verify(rt.secret, _token_of(socket))
-        _check_account(rt.processor.state, subject)
+        token = _verify(rt.secret, _token_of(socket))
+        subject, expires = token.sub, token.exp
+        _check_account(rt.processor.state, token)
         if rt.connections is not None and not rt.connections.try_acquire(address):
             raise _Refusal(Close.TOO_MANY, "too_many_connections", "too many connections from here")
     except _Refusal as refusal:
@@ -172,10 +183,11 @@ async def chat_socket(socket: WebSocket[Any, Any, Any]) -> None:
             return
         await socket.accept()
         try:
-            conn = _open(rt, socket, subject, since, address, batching)
+            conn = _open(rt, socket, token, since, address, batching)
         except _Refusal as refusal:  # the account changed during the handshake
             await _refuse(socket, refusal, accepted=True)
             return
+        del token  # the connection keeps its jti; the claims need not live as long
         # An idle session must not outlive its token: nothing else would end it.
         expiry = asyncio.get_running_loop().call_later(
             max(0.0, expires + EXPIRY_GRACE_SECONDS - time.time()), _expire, conn
@@ -201,19 +213,18 @@ def _expire(conn: Connection) -> None:
     conn.close_after_queued(Close.UNAUTHORIZED)
 
 
-def _verify(secret: str, token: str) -> tuple[str, int]:
-    """(subject, expiry in unix seconds) of a genuine, current token, else a refusal."""
+def _verify(secret: str, token: str) -> Claims:
+    """The claims of a genuine, current token, else a refusal."""
     try:
-        claims = verify_token(secret, token)
+        return verify_token(secret, token)
     except Unauthenticated as exc:
         raise _Refusal(Close.UNAUTHORIZED, exc.reason, exc.message) from exc
-    return claims.sub, claims.exp
 
 
 def _open(
     rt: Runtime,
     socket: WebSocket[Any, Any, Any],
-    subject: str,
+    token: Claims,
     since: int | None,
     address: str,
     batching: bool,
@@ -222,7 +233,9 @@ def _open(
     # One synchronous step, no await: the snapshot (head H) and the registration, so the hub
     # delivers exactly the events after H to this connection.
     snapshot = rt.processor.state
-    username = _check_account(snapshot, subject)  # the account may have changed meanwhile
+    # The account may have changed meanwhile (a revocation included): checked again here, in
+    # the step that registers, so a later revocation's event reaches this connection.
+    username = _check_account(snapshot, token)
     account = snapshot.accounts[user_key(username)]
     conn = Connection(
         socket,
@@ -234,6 +247,7 @@ def _open(
         queue_limit=rt.settings.server.send_queue_limit,
         queue_bytes=rt.settings.server.send_queue_bytes,
         batching=batching,
+        jti=token.jti,
     )
     rt.hub.register(conn, snapshot)
     established = ConnectionEstablished(
