@@ -16,7 +16,8 @@ import msgspec
 from chat_core.domain import commands as c
 from chat_core.domain import events as e
 from chat_core.domain import views
-from chat_core.domain.decider import authorize, decide, existing_room, member_room
+from chat_core.domain.ask import creates_room
+from chat_core.domain.decider import authorize, existing_room, member_room
 from chat_core.domain.rules import room_key, user_key
 from chat_core.errors import InvalidParams, RateLimited
 from chat_core.processor import Outcome
@@ -132,12 +133,12 @@ def _count_creation(rt: Runtime, conn: Connection, command: c.JoinRoom) -> Windo
     """Count a join that would create its room against `rate_limit.rooms_per_hour` (every user
     hears of a new room), or refuse it; the counter to undo it in if nothing gets created.
 
-    The pure decider says whether the join creates (its rejections, a bad name first, come
-    before the limit's); the hit counts before the commit, as concurrent joins would
+    The core says whether the join creates (its rejections, a bad name first, come before the
+    limit's); the hit counts before the commit, as concurrent joins would
     otherwise all pass the check.
     """
     creations = rt.room_creations
-    if creations is None or not _creates_room(decide(command, rt.processor.state)):
+    if creations is None or not creates_room(command, rt.processor.state):
         return None
     wait = creations.retry_after(conn.key)
     if wait > 0:
