@@ -35,7 +35,6 @@ import msgspec
 
 from chat_core.domain import commands as c
 from chat_core.domain import events as e
-from chat_core.domain.audience import Audience, audience
 from chat_core.domain.decider import decide
 from chat_core.domain.evolve import evolve
 from chat_core.domain.state import ChatState
@@ -57,10 +56,25 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 
 
 class Delivery(msgspec.Struct, frozen=True, gc=False):
-    """A recorded event and who receives its notification."""
+    """A recorded event and the states just before and after it (what its notification says
+    depends on both: `chat_core.protocol.notify`)."""
 
     recorded: e.Recorded
-    audience: Audience
+    before: ChatState
+    after: ChatState
+
+
+class Committed:
+    """The committed state, shared by reference: the processor writes it, the hub reads it.
+
+    Made before both, so the hub need not know the processor (nor the processor the hub
+    beyond its `Publisher` interface).
+    """
+
+    __slots__ = ("state",)
+
+    def __init__(self, state: ChatState) -> None:
+        self.state = state
 
 
 class Publisher(Protocol):
@@ -139,7 +153,7 @@ class CommandProcessor:
     def __init__(
         self,
         journal: JournalPort,
-        state: ChatState,
+        state: ChatState | Committed,
         publisher: Publisher | None = None,
         *,
         queue_limit: int = 10_000,
@@ -149,7 +163,7 @@ class CommandProcessor:
     ) -> None:
         self.journal = journal
         self.observer = observer
-        self.state = state
+        self.committed = state if isinstance(state, Committed) else Committed(state)
         self.publisher: Publisher = publisher or NullPublisher()
         self._jobs: deque[_Job] = deque()
         self._queue_limit = max(1, queue_limit)
@@ -161,6 +175,15 @@ class CommandProcessor:
         self._wake: asyncio.Future[None] | None = None  # the processor task, waiting for work
         self._inflight: _Batch | None = None  # being appended
         self._pending: _Batch | None = None  # decided against the in-flight batch's state
+
+    @property
+    def state(self) -> ChatState:
+        """The committed state: what the journal holds."""
+        return self.committed.state
+
+    @state.setter
+    def state(self, state: ChatState) -> None:
+        self.committed.state = state
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="command-processor")
@@ -320,8 +343,9 @@ class CommandProcessor:
                     event=event,
                     command_id=cid if message is not None else None,
                 )
-                deliveries.append(Delivery(recorded, audience(recorded, state)))
-                state = evolve(state, recorded)
+                after = evolve(state, recorded)
+                deliveries.append(Delivery(recorded, state, after))
+                state = after
                 records.append(recorded)
                 if message is not None and cid:
                     new_seen[(actor, cid)] = _MessageRef(

@@ -1,6 +1,7 @@
 """The JSON-RPC methods of docs/protocol.md section 4.
 
-Writes go through the command processor and answer from its `Outcome` (after the commit);
+Writes are checked here (`WRITES`: each gives a `Write`, its command and how to answer it), go
+through the command processor and answer from its `Outcome` (after the commit);
 reads answer from the processor's current state, after the same `authorize` check the decider
 makes, so a banned or deleted account is refused on every method, reads included.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Final
 
 import msgspec
@@ -16,7 +18,8 @@ import msgspec
 from chat_core.domain import commands as c
 from chat_core.domain import events as e
 from chat_core.domain import views
-from chat_core.domain.decider import authorize, decide, existing_room, member_room
+from chat_core.domain.ask import creates_room
+from chat_core.domain.decider import authorize, existing_room, member_room
 from chat_core.domain.rules import room_key, user_key
 from chat_core.errors import InvalidParams, RateLimited
 from chat_core.processor import Outcome
@@ -72,13 +75,6 @@ def request_refusal(rt: Runtime, conn: Connection) -> RateLimited | None:
     return _rate_limited("too many requests; slow down", wait)
 
 
-def check_request_rate(rt: Runtime, conn: Connection) -> None:
-    """`request_refusal`, raised."""
-    refusal = request_refusal(rt, conn)
-    if refusal is not None:
-        raise refusal
-
-
 def _rate_limited(message: str, wait: float) -> RateLimited:
     """-32029 with the wait in whole milliseconds, rounded up (never 0: "now" is wrong)."""
     return RateLimited(message, retry_after_ms=max(1, int(wait * 1000 + 0.999)))
@@ -104,21 +100,71 @@ def _room_or_current(conn: Connection, room_id: str | None) -> str:
 # --- writes ----------------------------------------------------------------------------------
 
 
-async def join_room(
-    rt: Runtime, conn: Connection, params: p.JoinRoomParams, at: datetime
-) -> r.JoinRoomResult:
-    command = c.JoinRoom(actor=conn.username, at=at, limits=rt.limits, room_name=params.room_name)
-    room_id = room_key(params.room_name)
-    creations = _count_creation(rt, conn, command)
+class Write:
+    """A write, checked at the edge: its command to queue and how its outcome is answered.
+
+    Every write goes through it, on the reader's pipeline (a lone write per frame) or through
+    `submit`, so the checks before the processor are written once. `undo` takes back what the
+    checks counted if the command fails; `barrier`: its answer changes the connection (its
+    current room), so the next frame waits for it.
+    """
+
+    __slots__ = ("answer", "barrier", "command", "undo")
+
+    def __init__(
+        self,
+        command: c.Command,
+        answer: Callable[[Outcome], msgspec.Struct],
+        undo: Callable[[], None] | None = None,
+        *,
+        barrier: bool = False,
+    ) -> None:
+        self.command, self.answer, self.undo, self.barrier = command, answer, undo, barrier
+
+
+# A write's checks: a `Write` to queue, or a result already known (an unjournaled message).
+WriteStart = Callable[[Runtime, Connection, Any, datetime], "Write | msgspec.Struct"]
+
+
+async def submit(rt: Runtime, write: Write) -> msgspec.Struct:
+    """Queue a write and answer it after its commit."""
     try:
-        outcome = await rt.processor.submit(command)
+        outcome = await rt.processor.submit(write.command)
     except BaseException:
-        if creations is not None:
-            creations.undo(conn.key)
+        if write.undo is not None:
+            write.undo()
         raise
+    return write.answer(outcome)
+
+
+def _through_processor(start: WriteStart) -> Handler:
+    async def handler(rt: Runtime, conn: Connection, params: Any, at: datetime) -> msgspec.Struct:
+        write = start(rt, conn, params, at)
+        if not isinstance(write, Write):
+            return write
+        return await submit(rt, write)
+
+    return handler
+
+
+def join_room(rt: Runtime, conn: Connection, params: p.JoinRoomParams, at: datetime) -> Write:
+    command = c.JoinRoom(actor=conn.username, at=at, limits=rt.limits, room_name=params.room_name)
+    creations = _count_creation(rt, conn, command)
+    undo = None if creations is None else partial(creations.undo, conn.key)
+    answer = partial(_joined, rt, conn, room_key(params.room_name), undo)
+    return Write(command, answer, undo, barrier=True)
+
+
+def _joined(
+    rt: Runtime,
+    conn: Connection,
+    room_id: str,
+    undo: Callable[[], None] | None,
+    outcome: Outcome,
+) -> r.JoinRoomResult:
     created = _creates_room(_events(outcome))
-    if creations is not None and not created:
-        creations.undo(conn.key)  # somebody else created it meanwhile
+    if undo is not None and not created:
+        undo()  # somebody else created it meanwhile
     room = existing_room(outcome.state, room_id)
     conn.current_room = room.room_id
     window = rt.settings.chat.history_on_join
@@ -138,12 +184,12 @@ def _count_creation(rt: Runtime, conn: Connection, command: c.JoinRoom) -> Windo
     """Count a join that would create its room against `rate_limit.rooms_per_hour` (every user
     hears of a new room), or refuse it; the counter to undo it in if nothing gets created.
 
-    The pure decider says whether the join creates (its rejections, a bad name first, come
-    before the limit's); the hit counts before the commit, as concurrent joins would
-    otherwise all pass the check.
+    The core says whether the join creates (its rejections, a bad name first, come before the
+    limit's); the hit counts before the commit, as concurrent joins would otherwise all pass
+    the check.
     """
     creations = rt.room_creations
-    if creations is None or not _creates_room(decide(command, rt.processor.state)):
+    if creations is None or not creates_room(command, rt.processor.state):
         return None
     wait = creations.retry_after(conn.key)
     if wait > 0:
@@ -152,29 +198,22 @@ def _count_creation(rt: Runtime, conn: Connection, command: c.JoinRoom) -> Windo
     return creations
 
 
-async def leave_room(
-    rt: Runtime, conn: Connection, params: p.LeaveRoomParams, at: datetime
-) -> r.LeaveRoomResult:
+def leave_room(rt: Runtime, conn: Connection, params: p.LeaveRoomParams, at: datetime) -> Write:
     room_id = _room_or_current(conn, params.room_id)
-    outcome = await rt.processor.submit(c.LeaveRoom(actor=conn.username, at=at, room_id=room_id))
+    command = c.LeaveRoom(actor=conn.username, at=at, room_id=room_id)
+    return Write(command, partial(_left, room_id))
+
+
+def _left(room_id: str, outcome: Outcome) -> r.LeaveRoomResult:
     room = outcome.state.rooms.get(room_id)
     return r.LeaveRoomResult(
         room_id=room_id, user_count=len(room.members) if room is not None else 0
     )
 
 
-async def send_message(
+def send_message(
     rt: Runtime, conn: Connection, params: p.SendMessageParams, at: datetime
-) -> r.SendMessageResult:
-    command = send_command(rt, conn, params, at)
-    if not rt.settings.chat.persist_messages:
-        return send_live(rt, command)
-    return sent_result(await rt.processor.submit(command))
-
-
-def send_command(
-    rt: Runtime, conn: Connection, params: p.SendMessageParams, at: datetime
-) -> c.SendMessage:
+) -> Write | r.SendMessageResult:
     """send_message's checks before the processor (room, account, rate limit) and its command."""
     room_id = _room_or_current(conn, params.room_id)
     authorize(rt.processor.state, conn.username, at)
@@ -182,7 +221,7 @@ def send_command(
         wait = rt.messages.take(conn.key)
         if wait > 0:
             raise _rate_limited("too many messages; slow down", wait)
-    return c.SendMessage(
+    command = c.SendMessage(
         actor=conn.username,
         at=at,
         limits=rt.limits,
@@ -190,6 +229,9 @@ def send_command(
         text=params.text,
         client_msg_id=params.client_msg_id,
     )
+    if not rt.settings.chat.persist_messages:
+        return send_live(rt, command)
+    return Write(command, sent_result)
 
 
 def sent_result(outcome: Outcome) -> r.SendMessageResult:
@@ -215,9 +257,7 @@ def sent_result(outcome: Outcome) -> r.SendMessageResult:
     )
 
 
-async def kick_user(
-    rt: Runtime, conn: Connection, params: p.KickUserParams, at: datetime
-) -> r.KickUserResult:
+def kick_user(rt: Runtime, conn: Connection, params: p.KickUserParams, at: datetime) -> Write:
     room_id = room_key(params.room_id) if params.room_id is not None else None
     command = c.KickUser(
         actor=conn.username,
@@ -226,13 +266,10 @@ async def kick_user(
         reason=params.reason,
         room_id=room_id,
     )
-    await rt.processor.submit(command)
-    return r.KickUserResult()
+    return Write(command, lambda _: r.KickUserResult())
 
 
-async def ban_user(
-    rt: Runtime, conn: Connection, params: p.BanUserParams, at: datetime
-) -> r.BanUserResult:
+def ban_user(rt: Runtime, conn: Connection, params: p.BanUserParams, at: datetime) -> Write:
     command = c.BanUser(
         actor=conn.username,
         at=at,
@@ -240,46 +277,60 @@ async def ban_user(
         reason=params.reason,
         duration_seconds=params.duration_seconds,
     )
-    outcome = await rt.processor.submit(command)
+    return Write(command, _banned)
+
+
+def _banned(outcome: Outcome) -> r.BanUserResult:
     until = next((ev.until for ev in _events(outcome) if isinstance(ev, e.UserBanned)), None)
     return r.BanUserResult(until=until)
 
 
-async def unban_user(
-    rt: Runtime, conn: Connection, params: p.UnbanUserParams, at: datetime
-) -> r.UnbanUserResult:
+def unban_user(rt: Runtime, conn: Connection, params: p.UnbanUserParams, at: datetime) -> Write:
     command = c.UnbanUser(actor=conn.username, at=at, target=params.target_username)
-    outcome = await rt.processor.submit(command)
-    return r.UnbanUserResult(unbanned=bool(outcome.events))
+    return Write(command, lambda outcome: r.UnbanUserResult(unbanned=bool(outcome.events)))
 
 
-async def set_role(
-    rt: Runtime, conn: Connection, params: p.SetRoleParams, at: datetime
-) -> r.SetRoleResult:
+def set_role(rt: Runtime, conn: Connection, params: p.SetRoleParams, at: datetime) -> Write:
     command = c.SetRole(actor=conn.username, at=at, target=params.target_username, role=params.role)
-    outcome = await rt.processor.submit(command)
+    return Write(command, partial(_role_set, params))
+
+
+def _role_set(params: p.SetRoleParams, outcome: Outcome) -> r.SetRoleResult:
     account = outcome.state.accounts.get(user_key(params.target_username))
     username = account.username if account is not None else params.target_username
     return r.SetRoleResult(username=username, role=params.role)
 
 
-async def broadcast_announcement(
+def broadcast_announcement(
     rt: Runtime, conn: Connection, params: p.BroadcastAnnouncementParams, at: datetime
-) -> r.BroadcastAnnouncementResult:
+) -> Write:
     command = c.BroadcastAnnouncement(
         actor=conn.username, at=at, limits=rt.limits, message=params.message, level=params.level
     )
-    outcome = await rt.processor.submit(command)
+    return Write(command, _announced)
+
+
+def _announced(outcome: Outcome) -> r.BroadcastAnnouncementResult:
     recorded = outcome.events[0]
     return r.BroadcastAnnouncementResult(seq=recorded.seq, timestamp=recorded.at)
 
 
-async def delete_room(
-    rt: Runtime, conn: Connection, params: p.DeleteRoomParams, at: datetime
-) -> r.DeleteRoomResult:
+def delete_room(rt: Runtime, conn: Connection, params: p.DeleteRoomParams, at: datetime) -> Write:
     command = c.DeleteRoom(actor=conn.username, at=at, room_id=room_key(params.room_id))
-    await rt.processor.submit(command)
-    return r.DeleteRoomResult()
+    return Write(command, lambda _: r.DeleteRoomResult())
+
+
+WRITES: Final[dict[str, WriteStart]] = {
+    "join_room": join_room,
+    "leave_room": leave_room,
+    "send_message": send_message,
+    "kick_user": kick_user,
+    "ban_user": ban_user,
+    "unban_user": unban_user,
+    "set_role": set_role,
+    "broadcast_announcement": broadcast_announcement,
+    "delete_room": delete_room,
+}
 
 
 # --- ephemeral -------------------------------------------------------------------------------
@@ -357,18 +408,10 @@ async def ping(rt: Runtime, conn: Connection, params: p.PingParams, at: datetime
 
 
 HANDLERS: Final[dict[str, Handler]] = {
-    "join_room": join_room,
-    "leave_room": leave_room,
-    "send_message": send_message,
+    **{method: _through_processor(start) for method, start in WRITES.items()},
     "list_rooms": list_rooms,
     "list_members": list_members,
     "get_history": get_history,
-    "kick_user": kick_user,
-    "ban_user": ban_user,
-    "unban_user": unban_user,
-    "set_role": set_role,
-    "broadcast_announcement": broadcast_announcement,
-    "delete_room": delete_room,
     "start_typing": start_typing,
     "stop_typing": stop_typing,
     "whoami": whoami,

@@ -23,7 +23,7 @@ from chat_core.domain.state import ChatState
 from chat_core.journal.check import checked_replay
 from chat_core.journal.open import open_journal
 from chat_core.journal.replay import replay
-from chat_core.processor import CommandProcessor
+from chat_core.processor import CommandProcessor, Committed
 from chat_core.protocol.codes import Close
 from chat_core.settings.paths import check_writable, ensure_dir, ensure_sqlite_file
 from chat_core.settings.schema import (
@@ -122,11 +122,12 @@ async def serve(settings: Settings) -> None:
             fresh, _ = await replay(journal, history_window=window)
             return fresh
 
-        hub = Hub(settings.chat.typing_timeout_seconds)
+        # One shared cell: the processor writes the committed state, the hub reads it.
+        committed = Committed(state)
+        hub = Hub(settings.chat.typing_timeout_seconds, committed=committed)
         metrics = Metrics() if settings.server.metrics else None
         observer = metrics.observer if metrics is not None else None
-        processor = CommandProcessor(journal, state, hub, reload=reload, observer=observer)
-        hub.state_of = lambda: processor.state if processor is not None else state
+        processor = CommandProcessor(journal, committed, hub, reload=reload, observer=observer)
         processor.start()
         rt = Runtime.build(settings, journal, processor, hub, secret, metrics)
         if metrics is not None:

@@ -2,8 +2,11 @@
 
 It implements `chat_core.processor.Publisher`. `publish` runs synchronously right after each
 commit, in commit order, so a connection registered in the same synchronous step as it took
-its state snapshot (head H) receives exactly the events with seq > H, in order. Each
-notification is encoded once; the per-recipient work is one `Connection.send` of the same str.
+its state snapshot (head H) receives exactly the events with seq > H, in order. What each
+notification says and who gets it is `chat_core.protocol.notify`'s; the hub encodes it once
+and the per-recipient work is one `Connection.send` of the same str. It reads the committed
+state through the `Committed` it is given at construction (presence and typing need it between
+commits), and never writes it.
 """
 
 from __future__ import annotations
@@ -11,14 +14,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from chat_core.domain import events as e
 from chat_core.domain.rules import is_disabled, user_key
 from chat_core.domain.state import ChatState, current_room_of, initial_state
-from chat_core.processor import Delivery
+from chat_core.processor import Committed, Delivery
 from chat_core.protocol.codes import Close
-from chat_web.hub.notifications import counts_after, frame_of
+from chat_core.protocol.notify import notice
+from chat_web.hub.notifications import encode
 from chat_web.hub.presence import TypingTracker, presence_frame, sharing_users
 from chat_web.ws.connection import Connection
 
@@ -33,15 +37,20 @@ PRESENCE_LINGER: float = 1.0
 class Hub:
     """Connections by user key, presence, typing, and the publisher of committed events."""
 
-    def __init__(self, typing_timeout: float, presence_linger: float = PRESENCE_LINGER) -> None:
+    def __init__(
+        self,
+        typing_timeout: float,
+        presence_linger: float = PRESENCE_LINGER,
+        *,
+        committed: Committed | None = None,
+    ) -> None:
         self.presence_linger = presence_linger
+        self.committed = committed if committed is not None else Committed(initial_state())
         # A tuple, not a set, per user: nearly every user has one connection, and a set costs
         # ~0.2 KB more per idle connection (bench/run.py, idle memory). Never empty.
         self._by_user: dict[str, tuple[Connection, ...]] = {}
         self._count = 0
-        # Set by the server once the processor exists; the hub reads, never writes, the state.
-        self.state_of: Callable[[], ChatState] = initial_state
-        self.typing = TypingTracker(typing_timeout, lambda: self.state_of(), self.send_to)
+        self.typing = TypingTracker(typing_timeout, self._state, self.send_to)
         # During `close_all` only: the connections still to unregister, and the future resolved
         # when none is left (nothing per connection before then).
         self._closing: set[Connection] | None = None
@@ -90,7 +99,10 @@ class Hub:
 
     def _gone_offline(self, key: str, username: str) -> None:
         del self._lingering[key]
-        self.send_to(sharing_users(self.state_of(), key), presence_frame(username, False))
+        self.send_to(sharing_users(self._state(), key), presence_frame(username, False))
+
+    def _state(self) -> ChatState:
+        return self.committed.state
 
     def is_online(self, key: str) -> bool:
         return key in self._by_user or key in self._lingering
@@ -147,21 +159,21 @@ class Hub:
 
     def publish(self, deliveries: Sequence[Delivery], state: ChatState) -> None:
         """Fan out one committed batch, then apply its effects on connections."""
-        counts = counts_after([d.recorded for d in deliveries], state)
         to_close: dict[str, int] = {}
         delivered = 0
         for delivery in deliveries:
             recorded = delivery.recorded
             try:
-                frame = frame_of(recorded, counts.get(recorded.seq, 0))
+                found = notice(recorded, delivery.before, delivery.after)
+                frame = None if found is None else encode(found)
             except Exception:  # one bad event must not stop the others' delivery
                 log.exception("cannot encode the notification of seq %d", recorded.seq)
-                frame = None
-            if frame is not None:
-                if delivery.audience.everyone:
+                found = frame = None
+            if found is not None and frame is not None:
+                if found.audience.everyone:
                     delivered += self.send_to_everyone(frame)
                 else:
-                    delivered += self.send_to(delivery.audience.users, frame)
+                    delivered += self.send_to(found.audience.users, frame)
             self._effects(recorded.event, state, to_close)
         self.delivered += delivered
         # Closed after the whole batch: a kicked user first sees its kick and its user_left.

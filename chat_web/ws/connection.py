@@ -93,7 +93,7 @@ class Connection:
         self.current_room = current_room
         self.batching = batching
         # Seconds the reader waits before its next frame: set when the request budget ran out
-        # (methods.check_request_rate), taken by chat_web.ws.reader.
+        # (methods.request_refusal), taken by chat_web.ws.reader.
         self.read_pause = 0.0
         # Requests refused by the budget in a row: each doubles the next read pause.
         self.refusals = 0

@@ -5,15 +5,17 @@ get no response; every request with an id gets exactly one. A failing request ne
 the socket, except an expired or revoked token (-32001, then close 4401), a binary frame
 (1003) or, before it reaches us, an oversized frame (1009, closed by the WebSocket server).
 
-Pipelining: a frame holding a lone `send_message` does not hold up the next frame while its
-command waits for the group commit (a client sending fast would otherwise get one message
-per commit). Its checks run and its command is queued on the processor in arrival order, as
-before; only the wait for the commit overlaps with reading on. Responses still leave in
-request order, and any other frame first waits for every send in flight, so what a client
-observes is what it observed when frames ran one after the other.
+Pipelining: a frame holding a lone write (any method of `methods.WRITES`) does not hold up the
+next frame while its command waits for the group commit (a client sending fast would otherwise
+get one message per commit). Its checks run and its command is queued on the processor in
+arrival order, as before; only the wait for the commit overlaps with reading on. Responses
+still leave in request order, and any other frame first waits for every write in flight, as
+does a write that names no room (it reads the connection's current room) and the frame after
+a join (its answer sets that room): what a client observes is what it observed when frames
+ran one after the other.
 
 Throttling: after a request refused by the user's request budget, the connection's next frame
-is read `conn.read_pause` later (see `methods.check_request_rate`): TCP pushes back on the
+is read `conn.read_pause` later (see `methods.request_refusal`): TCP pushes back on the
 client meanwhile, and nothing it sent is lost.
 """
 
@@ -29,7 +31,6 @@ from typing import Any, Final
 from chat_core.errors import ChatError, InternalError, Unauthenticated
 from chat_core.processor import Outcome
 from chat_core.protocol.codes import Close
-from chat_core.protocol.params import SendMessageParams
 from chat_core.protocol.rpc import (
     Call,
     Parsed,
@@ -38,18 +39,11 @@ from chat_core.protocol.rpc import (
     encode_result,
     parse_frame,
 )
-from chat_web.live import send_live
-from chat_web.methods import (
-    check_request_rate,
-    dispatch,
-    request_refusal,
-    send_command,
-    sent_result,
-)
+from chat_web.methods import WRITES, Write, dispatch, request_refusal
 from chat_web.runtime import Runtime
 from chat_web.ws.connection import Connection
 
-# Lone send_message frames of one connection waiting for their commit at once; past this the
+# Lone write frames of one connection waiting for their commit at once; past this the
 # reader stops reading (TCP pushes back on the client). Also at most a quarter of the send
 # queue, so one commit's answers and echoes cannot overflow the sender's own queue.
 MAX_PIPELINED: Final = 64
@@ -63,7 +57,7 @@ async def read_frames(rt: Runtime, conn: Connection, expires: int) -> None:
     receive = conn.socket.receive
     max_batch = rt.settings.server.max_batch_requests
     gate = rt.hub.gate
-    # Made at the first lone send_message: most connections never send one. Commands still
+    # Made at the first lone write: most connections never send one. Commands still
     # in flight when the peer goes away commit and answer through their callbacks, which
     # send nothing once the connection is closing.
     sends: _Pipeline | None = None
@@ -102,13 +96,16 @@ async def read_frames(rt: Runtime, conn: Connection, expires: int) -> None:
 async def _handle(
     rt: Runtime, conn: Connection, expires: int, parsed: Parsed, sends: _Pipeline | None
 ) -> _Pipeline | None:
-    """Answer one parsed frame; the connection's pipeline (made at its first lone send)."""
+    """Answer one parsed frame; the connection's pipeline (made at its first lone write)."""
     items = parsed.items
     if not parsed.is_batch and len(items) == 1:
         call = items[0]
-        if isinstance(call, Call) and call.method == "send_message":
+        if isinstance(call, Call) and call.method in WRITES:
             if sends is None:
                 sends = _Pipeline(rt, conn, expires)
+            elif sends.barrier or getattr(call.params, "room_id", "") is None:
+                # The connection's current room may still move with a write in flight.
+                await sends.drain()
             await sends.add(call)
             return sends
     if sends is not None:
@@ -118,7 +115,7 @@ async def _handle(
 
 
 class _Pending:
-    """A pipelined send_message's place in the response order, and its answer once known."""
+    """A pipelined write's place in the response order, and its answer once known."""
 
     __slots__ = ("call", "done", "reply", "revoked")
 
@@ -141,15 +138,15 @@ class _Pending:
 
 
 class _Pipeline:
-    """The lone send_message frames of a connection waiting for their commit.
+    """The lone write frames of a connection waiting for their commit.
 
-    No task per send: the checks run and the command is queued on the processor from the
+    No task per write: the checks run and the command is queued on the processor from the
     reader itself, and the processor's future answers through a callback (a task per command
     was ~5% of the event loop's time under bench/run.py's durable load). Answers leave in
     request order: one that is ready waits in `pending` for those before it.
     """
 
-    __slots__ = ("conn", "depth", "expires", "pending", "rt", "waiter")
+    __slots__ = ("barrier", "conn", "depth", "expires", "pending", "rt", "waiter")
 
     def __init__(self, rt: Runtime, conn: Connection, expires: int) -> None:
         self.rt, self.conn, self.expires = rt, conn, expires
@@ -157,6 +154,8 @@ class _Pipeline:
         # Resolved whenever answers leave, for `add` (depth) and `drain` waiting on them.
         self.waiter: asyncio.Future[None] | None = None
         self.depth = max(1, min(MAX_PIPELINED, rt.settings.server.send_queue_limit // 4))
+        # A write whose answer changes the connection is in flight: the next frame waits.
+        self.barrier = False
 
     async def add(self, call: Call) -> None:
         while len(self.pending) >= self.depth:
@@ -164,40 +163,51 @@ class _Pipeline:
         slot = _Pending(call)
         self.pending.append(slot)
         rt, conn = self.rt, self.conn
+        write: Write | None = None
+        # Counted as `_answer` counts a lone request: the budget first, then the token.
+        refusal = request_refusal(rt, conn)
         try:
             if self.expires <= time.time():
                 raise _expired()
-            params = call.params
-            assert isinstance(params, SendMessageParams)  # the parser tags params by method
-            check_request_rate(rt, conn)  # `_answer` counts every other request
-            command = send_command(rt, conn, params, datetime.now(UTC))
-            if rt.settings.chat.persist_messages:
-                future = await rt.processor.enqueue(command)
-                future.add_done_callback(partial(self._committed, slot))
+            if refusal is not None:
+                raise refusal
+            started = WRITES[call.method](rt, conn, call.params, datetime.now(UTC))
+            if isinstance(started, Write):
+                write = started
+                future = await rt.processor.enqueue(write.command)
+                if write.barrier:
+                    self.barrier = True
+                future.add_done_callback(partial(self._committed, slot, write))
                 return
-            slot.answer(send_live(rt, command))
+            slot.answer(started)
         except ChatError as exc:
+            _undo(write)
             _log_revoked(conn, exc)
             slot.answer(error=exc)
         except Exception:
-            conn.log.exception("method send_message failed (id=%r)", call.id)
+            _undo(write)
+            conn.log.exception("method %s failed (id=%r)", call.method, call.id)
             slot.answer(error=InternalError("internal error"))
         self._flush()
 
-    def _committed(self, slot: _Pending, future: asyncio.Future[Outcome]) -> None:
+    def _committed(self, slot: _Pending, write: Write, future: asyncio.Future[Outcome]) -> None:
+        call = slot.call
         if future.cancelled():
+            _undo(write)
             slot.answer(error=InternalError("internal error"))
         elif (exc := future.exception()) is None:
             try:
-                slot.answer(sent_result(future.result()))
+                slot.answer(write.answer(future.result()))
             except Exception:
-                self.conn.log.exception("method send_message failed (id=%r)", slot.call.id)
+                self.conn.log.exception("method %s failed (id=%r)", call.method, call.id)
                 slot.answer(error=InternalError("internal error"))
         elif isinstance(exc, ChatError):
+            _undo(write)
             _log_revoked(self.conn, exc)
             slot.answer(error=exc)
         else:
-            self.conn.log.error("method send_message failed (id=%r): %r", slot.call.id, exc)
+            _undo(write)
+            self.conn.log.error("method %s failed (id=%r): %r", call.method, call.id, exc)
             slot.answer(error=InternalError("internal error"))
         self._flush()
 
@@ -212,6 +222,8 @@ class _Pipeline:
                 conn.send(slot.reply.decode())
             if slot.revoked:
                 conn.close_after_queued(Close.UNAUTHORIZED)
+        if not pending:
+            self.barrier = False
         waiter = self.waiter
         if waiter is not None:
             self.waiter = None
@@ -224,7 +236,7 @@ class _Pipeline:
         await self.waiter
 
     async def drain(self) -> None:
-        """Wait until every send in flight is answered (before any other frame runs)."""
+        """Wait until every write in flight is answered (before any other frame runs)."""
         while self.pending:
             await self._answers_left()
 
@@ -264,6 +276,12 @@ async def _answer(rt: Runtime, conn: Connection, expires: int, parsed: Parsed) -
         conn.send(frame.decode())
     if revoked:
         conn.close_after_queued(Close.UNAUTHORIZED)
+
+
+def _undo(write: Write | None) -> None:
+    """Take back what a failed write's checks counted (a room creation)."""
+    if write is not None and write.undo is not None:
+        write.undo()
 
 
 def _log_revoked(conn: Connection, error: ChatError) -> None:

@@ -19,7 +19,8 @@ from chat_core.domain.audience import UserView
 from chat_core.domain.rules import user_key
 from chat_core.domain.state import ChatState
 from chat_core.journal.port import JournalPort
-from chat_web.hub.notifications import counts_after, frame_of
+from chat_core.protocol.notify import counts_after
+from chat_web.hub.notifications import frame_of
 
 _STRUCTURAL = (e.UserJoined, e.UserLeft, e.RoomDeleted, e.RoomCreated, e.RoleChanged)
 _REWIND_TAGS: Final = frozenset(codec.TAGS[t] for t in (*_STRUCTURAL, e.AccountRegistered))

@@ -12,6 +12,7 @@ import pytest
 from chat_core.domain import events as e
 from chat_core.domain.evolve import evolve
 from chat_core.domain.state import initial_state
+from chat_core.processor import Committed
 from chat_core.protocol.codes import Close
 from chat_kit import T0
 from chat_web.hub.fanout import Hub
@@ -129,8 +130,7 @@ def _state_with_room(*names: str) -> Any:
 
 async def test_presence_lingers_so_a_quick_reconnect_is_no_change() -> None:
     state = _state_with_room("ann", "bob")
-    hub = Hub(typing_timeout=5.0, presence_linger=0.05)
-    hub.state_of = lambda: state
+    hub = Hub(typing_timeout=5.0, presence_linger=0.05, committed=Committed(state))
     watcher, seen = connection("bob")
     watcher.start_writer(_nothing)
     hub.register(watcher, state)
