@@ -58,24 +58,32 @@ def audit(
     log.info("%s%s by %s: %s", action, on, actor, outcome, extra=fields)
 
 
-async def audited(method: str, actor: str, addr: str, params: Any, work: Awaitable[_T]) -> _T:
-    """Await a JSON-RPC method's `work` and audit it (refused too) when the method is audited."""
+def audit_call(method: str, actor: str, addr: str, params: Any, outcome: str = "ok") -> None:
+    """The audit line of a JSON-RPC call, if its method is audited (nothing otherwise)."""
     action = METHODS.get(method)
     if action is None:
-        return await work
-    detail: dict[str, Any] = {
-        "target": getattr(params, "target_username", None),
-        "room": getattr(params, "room_id", None),
-        "role": getattr(params, "role", None),
-        "duration_seconds": getattr(params, "duration_seconds", None),
-    }
+        return
+    audit(
+        action,
+        actor=actor,
+        addr=addr,
+        outcome=outcome,
+        target=getattr(params, "target_username", None),
+        room=getattr(params, "room_id", None),
+        role=getattr(params, "role", None),
+        duration_seconds=getattr(params, "duration_seconds", None),
+    )
+
+
+async def audited(method: str, actor: str, addr: str, params: Any, work: Awaitable[_T]) -> _T:
+    """Await a JSON-RPC method's `work` and audit it (refused too) when the method is audited."""
     try:
         result = await work
     except ChatError as exc:
-        audit(action, actor=actor, addr=addr, outcome=exc.reason, **detail)
+        audit_call(method, actor, addr, params, exc.reason)
         raise
     except Exception:
-        audit(action, actor=actor, addr=addr, outcome="error", **detail)
+        audit_call(method, actor, addr, params, "error")
         raise
-    audit(action, actor=actor, addr=addr, **detail)
+    audit_call(method, actor, addr, params)
     return result

@@ -39,6 +39,7 @@ from chat_core.protocol.rpc import (
     encode_result,
     parse_frame,
 )
+from chat_web.audit import audit_call
 from chat_web.methods import WRITES, Write, dispatch, request_refusal
 from chat_web.runtime import Runtime
 from chat_web.ws.connection import Connection
@@ -117,11 +118,12 @@ async def _handle(
 class _Pending:
     """A pipelined write's place in the response order, and its answer once known."""
 
-    __slots__ = ("call", "done", "reply", "revoked")
+    __slots__ = ("call", "done", "outcome", "reply", "revoked")
 
     def __init__(self, call: Call) -> None:
         self.call = call
         self.done = False
+        self.outcome = "ok"  # or the refusal's reason (for the audit line)
         self.reply: bytes | None = None
         self.revoked = False
 
@@ -129,6 +131,8 @@ class _Pending:
         call = self.call
         self.done = True
         self.revoked = isinstance(error, Unauthenticated)
+        if error is not None:
+            self.outcome = error.reason
         if call.is_notification:
             return
         if error is not None:
@@ -218,6 +222,9 @@ class _Pipeline:
             return
         while pending and pending[0].done:
             slot = pending.popleft()
+            call = slot.call
+            # Audited writes (moderation) are logged as their answer leaves, as `dispatch` does.
+            audit_call(call.method, conn.username, conn.address, call.params, slot.outcome)
             if slot.reply is not None:
                 conn.send(slot.reply.decode())
             if slot.revoked:
