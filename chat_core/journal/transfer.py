@@ -32,7 +32,7 @@ from chat_core.journal.open import open_journal
 from chat_core.journal.pages import hold, prefetching
 from chat_core.journal.port import JournalPort
 from chat_core.journal.tables import INSERT_SQL, events
-from chat_core.settings.paths import sqlite_file
+from chat_core.settings.paths import ensure_dir, sqlite_file
 
 # Rows per page: large enough that round trips do not dominate, small enough to stay a few MB.
 PAGE_ROWS = 5_000
@@ -73,7 +73,7 @@ async def transfer(source_url: str, dest_url: str) -> TransferReport:
     started = time.perf_counter()
     source = await _open_source(source_url)
     try:
-        dest = await open_journal(dest_url, migrate=True)
+        dest = await _open_dest(dest_url)
         try:
             head = await source.head()
             if await dest.head() != 0:
@@ -102,6 +102,15 @@ async def _open_source(url: str) -> JournalPort:
         raise UnsupportedJournal(f"no journal at {path}")
     # Read-only: the source is never written, not even migrated.
     return await open_journal(url, readonly=True)
+
+
+async def _open_dest(url: str) -> JournalPort:
+    path = sqlite_file(url)
+    if path is not None:
+        # As the server makes its data directory: 0700 (the file is made 0600 by the migration).
+        ensure_dir(path.absolute().parent)
+    # Opened as the server opens it: migrated first, and a SQLite file locked against a server.
+    return await open_journal(url, migrate=True)
 
 
 async def _copy(source: JournalPort, src: AsyncEngine, dst: AsyncEngine, head: int) -> None:
