@@ -180,5 +180,31 @@ def backup(
     )
 
 
+@app.command("migrate-journal")
+def migrate_journal(
+    source: Annotated[
+        str, typer.Option("--from", help="The journal to copy: a database URL or a SQLite file.")
+    ],
+    dest: Annotated[
+        str,
+        typer.Option("--to", help="An empty journal to fill: a database URL or a SQLite file."),
+    ],
+) -> None:
+    """Copy a journal, event by event, into an empty one (SQLite to PostgreSQL, or back) and
+    verify it; stop the server on the source first."""
+    import asyncio
+
+    from chat_core.journal.transfer import as_url, transfer
+
+    try:
+        report = asyncio.run(transfer(as_url(source), as_url(dest)))
+    except ChatError as exc:
+        raise _fail(exc.message, 1) from None
+    print(
+        f"copied {report.events} events up to seq {report.head} in {report.seconds:.2f}s"
+        f" ({report.rate:,.0f} events/s), verified event by event and replayed to the same state"
+    )
+
+
 def main() -> None:
     app(prog_name="chat-web")

@@ -404,3 +404,20 @@ def test_control_characters_of_old_messages_are_printed_escaped(tmp_path: Path) 
     raw = chat_cli("replay", "--data-dir", str(data_dir), "--room", "lobby", "--format", "json")
     assert not any(0x7F <= ord(ch) <= 0x9F for ch in raw.stdout), raw.stdout
     assert chat_cli("replay", "--data-dir", str(data_dir), "--verify").returncode == 0
+
+
+def test_replay_reads_a_postgresql_journal_as_the_sqlite_one(
+    built: tuple[Path, ChatState, list[int]], postgres_url: str
+) -> None:
+    from chat_core.journal.transfer import transfer
+
+    data_dir, state, _ = built
+    asyncio.run(transfer(sqlite_url(data_dir / "chat.db"), postgres_url))
+    done = chat_cli("replay", "--database", postgres_url, "--format", "json")
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert actual_summary(doc) == expected_summary(state)
+    sqlite_doc = replay_json(data_dir)
+    for key in ("events", "first_seq", "last_seq", "event_counts", "rooms", "users"):
+        assert doc[key] == sqlite_doc[key], key
+    assert doc["journal"].startswith("postgresql+asyncpg://")
