@@ -23,6 +23,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
+from chat_cli.usage import suggesting_app
 from chat_cli.visible import visible
 from chat_core.errors import ChatError
 
@@ -31,7 +32,7 @@ EXIT_USAGE = 2
 EXIT_KICKED = 3
 EXIT_BANNED = 4
 
-app = typer.Typer(
+app = suggesting_app(
     name="chat-cli",
     help="Terminal client and offline journal tool of the chat.",
     no_args_is_help=True,
