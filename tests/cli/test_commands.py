@@ -85,7 +85,7 @@ def test_ws_url_follows_the_http_scheme() -> None:
 
 def test_backoff_grows_is_capped_and_jittered() -> None:
     for attempt in range(12):
-        ceiling = min(30.0, 0.5 * 2**attempt)
+        ceiling = min(10.0, 0.5 * 2**attempt)
         delays = {backoff_delay(attempt) for _ in range(20)}
         assert all(ceiling / 2 <= delay <= ceiling for delay in delays)
         assert len(delays) > 1
