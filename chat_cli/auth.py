@@ -61,8 +61,9 @@ def check_new_password(password: str) -> None:
         )
 
 
-def login(server: str, username: str, password: str) -> Credential:
-    """Log in and save the token; raises AuthError with one line on refusal."""
+def login(server: str, username: str, password: str) -> config_store.Saved:
+    """Log in and save the token (that user's; other users' sessions stay); raises AuthError
+    with one line on refusal."""
     try:
         result = api.login(server, username, password)
     except api.ApiError as exc:
@@ -75,25 +76,45 @@ def login(server: str, username: str, password: str) -> Credential:
         role=result.role,
     )
     try:
-        config_store.save(credential)
+        return config_store.save(credential)
     except config_store.StoreError as exc:
         raise AuthError(str(exc)) from exc
-    return credential
+
+
+def replaced_note(saved: config_store.Saved) -> str:
+    """What a login did to the sessions saved before it, for the line `login` prints."""
+    name = saved.credential.username
+    if saved.replaced is not None:
+        return f"replaced {saved.replaced.username}'s earlier session"
+    if saved.previous_default is not None:
+        previous = saved.previous_default
+        return (
+            f"{previous}'s session is kept; it was the default"
+            f" (chat-cli chat --username {previous} uses it)"
+        )
+    return f"{name} is the default user"
 
 
 def saved_token(server: str, username: str | None) -> Credential:
-    """The saved, unexpired token for `server` (and `username`, when given), or AuthError."""
+    """The saved, unexpired token for `username` (else the server's default user), or
+    AuthError naming the command to run."""
     try:
-        credential = config_store.load(server)
+        credential = config_store.load(server, username)
+        others = config_store.users(server) if credential is None else []
     except config_store.StoreError as exc:
         raise AuthError(str(exc)) from exc
     if credential is None:
+        if username is not None and others:
+            raise AuthError(
+                f"no saved session for {username} on {server} (saved: {', '.join(others)});"
+                f" run `{login_hint(server, username)}`"
+            )
+        if others:
+            raise AuthError(
+                f"several saved sessions on {server} ({', '.join(others)}); pick one with"
+                " --username"
+            )
         raise AuthError(f"not logged in to {server}; run `{login_hint(server, username)}`")
-    if username is not None and username.lower() != credential.username.lower():
-        raise AuthError(
-            f"the saved session for {server} is {credential.username}'s;"
-            f" run `{login_hint(server, username)}`"
-        )
     if credential.expired():
         raise AuthError(
             f"your session on {server} has expired; run `{login_hint(server, credential.username)}`"

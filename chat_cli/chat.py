@@ -55,6 +55,7 @@ class Chat:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._input: InputLine | None = None
         self._reconnecting = False
+        self._leaving: set[str] = set()  # rooms our own /leave is leaving
         self.exit_code = 0
 
     # -- output ----------------------------------------------------------------------------
@@ -198,9 +199,8 @@ class Chat:
                 await self.session.call(kick, r.KickUserResult)
                 self.show(ui.info(f"kicked {target}"))
             case "ban":
-                minutes = command.count * 60 if command.count else None
                 ban = p.BanUserParams(
-                    target_username=target, reason=command.text, duration_seconds=minutes
+                    target_username=target, reason=command.text, duration_seconds=command.seconds
                 )
                 banned = await self.session.call(ban, r.BanUserResult)
                 self.show(ui.info(f"banned {target} until {ui.stamp(banned.until)}"))
@@ -225,8 +225,9 @@ class Chat:
         users = result.existing_users
         self.known_users.update(users)
         verb = "created and joined" if result.created else "in"
-        count = f"{len(users)} user{'' if len(users) == 1 else 's'}"
-        self.show(ui.info(f"{verb} #{room_id}: {count}: {', '.join(users)}"))
+        self.show(
+            ui.info(f"{verb} #{room_id}: {ui.plural(len(users), 'user')}: {', '.join(users)}")
+        )
         for message in result.history:
             self.show_message(message, old=True)
 
@@ -235,17 +236,24 @@ class Chat:
         if room_id is None:
             self.show(ui.hint("you are in no room"))
             return
-        await self.session.call(p.LeaveRoomParams(room_id=room_id), r.LeaveRoomResult)
-        self._forget_room(room_id)
-        self.show(ui.info(f"left #{room_id}"))
+        # Our own user_left may arrive before or after the answer: either way it adds no line,
+        # so leaving reads as one line, with the room we are now in.
+        self._leaving.add(room_id)
+        try:
+            await self.session.call(p.LeaveRoomParams(room_id=room_id), r.LeaveRoomResult)
+        finally:
+            self._leaving.discard(room_id)
+        self._forget_room(room_id, quiet=True)
+        now = f"; now in #{self.current}" if self.current is not None else "; in no room now"
+        self.show(ui.info(f"left #{room_id}{now}"))
 
-    def _forget_room(self, room_id: str) -> None:
+    def _forget_room(self, room_id: str, *, quiet: bool = False) -> None:
         self.joined.pop(room_id, None)
         self.typing.pop(room_id, None)
         if self.current == room_id:
             # As the server does: the most recently joined room still held, or none.
             self.current = next(reversed(self.joined), None)
-            if self.current is not None:
+            if self.current is not None and not quiet:
                 self.show(ui.info(f"now in #{self.current}"))
 
     def switch(self, room: str) -> None:
@@ -258,14 +266,14 @@ class Chat:
 
     async def list_rooms(self) -> None:
         rooms = (await self.session.call(p.ListRoomsParams(), r.RoomList)).rooms
-        self.show(ui.info(f"{len(rooms)} room{'' if len(rooms) == 1 else 's'}:"))
+        self.show(ui.info(f"{ui.plural(len(rooms), 'room')}:"))
         for room in rooms:
             room_id = room.room_id
             self.known_rooms.add(room_id)
             mark = "*" if room_id == self.current else ("+" if room_id in self.joined else " ")
             self.show(
                 ui.info(
-                    f" {mark} #{room_id} ({room.room_name}): {room.user_count} users,"
+                    f" {mark} #{room_id} ({room.room_name}): {ui.plural(room.user_count, 'user')},"
                     f" {room.online_count} online"
                 )
             )
@@ -352,12 +360,16 @@ class Chat:
                 if self._mine(name) and room_id not in self.joined:
                     self.joined[room_id] = room_id  # joined from another connection
                 if not self._mine(name):
-                    text = f"{name} joined ({params.user_count} users)"
+                    text = f"{name} joined ({ui.plural(params.user_count, 'user')})"
                     self.show(ui.event(text, room_id, self.current))
             case n.UserLeft(room_id=room_id, username=name, reason=why):
+                self._stopped_typing(room_id, name)
+                if self._mine(name) and (room_id in self._leaving or room_id not in self.joined):
+                    # Our own /leave, before or after its answer: `leave` says it in one line.
+                    self._forget_room(room_id, quiet=True)
+                    return
                 text = f"{name} left" + ("" if why == "left" else f" ({why})")
                 self.show(ui.event(text, room_id, self.current))
-                self._stopped_typing(room_id, name)
                 if self._mine(name):
                     self._forget_room(room_id)
             case n.UserKicked(room_id=room_id, username=name):

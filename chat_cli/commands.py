@@ -7,9 +7,15 @@ Pure: a line becomes `Say` (a message), `Run` (a command with checked arguments)
 from __future__ import annotations
 
 import difflib
+import re
 from dataclasses import dataclass, field
 
+from chat_cli.duration import DurationError, looks_like_duration, parse_duration
+from chat_core.domain.rules import ROOM_NAME_PATTERN
+
 LEVELS = ("info", "warning", "error")
+ROOM_RULE = "room names are letters, digits, _ and -, starting with a letter or digit (no spaces)"
+_ROOM_NAME = re.compile(ROOM_NAME_PATTERN)
 
 
 @dataclass(frozen=True)
@@ -27,7 +33,7 @@ COMMANDS: dict[str, Spec] = {
     "who": Spec("/who", "list the current room's members"),
     "history": Spec("/history [n]", "show the last n messages of the current room (20)"),
     "kick": Spec("/kick <user> [reason]", "kick a user from the chat (moderators)", 1),
-    "ban": Spec("/ban <user> [minutes] [reason]", "ban a user, for ever or minutes", 1),
+    "ban": Spec("/ban <user> [30s|10m|2h|7d] [reason]", "ban a user, for ever or a while", 1),
     "unban": Spec("/unban <user>", "lift a ban (moderators)", 1),
     "announce": Spec("/announce [info|warning|error] <text>", "announce to everyone (admins)", 1),
     "help": Spec("/help", "this list"),
@@ -47,11 +53,13 @@ class Hint:
 
 @dataclass(frozen=True)
 class Run:
-    """A command and its arguments: `target` (room or user), `count`, `level`, `text`."""
+    """A command and its arguments: `target` (room or user), `count`, `seconds` (a ban's
+    duration), `level`, `text`."""
 
     name: str
     target: str | None = None
     count: int | None = None
+    seconds: int | None = None
     level: str | None = None
     text: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
@@ -92,24 +100,42 @@ def parse(line: str) -> Parsed | None:  # noqa: C901 (one case per kind: a flat 
         case "kick":
             return Run(name, target=first, text=after_first or None)
         case "ban":
-            rest_words = after_first.split(maxsplit=1)
-            if rest_words and rest_words[0].isdigit():
-                minutes = int(rest_words[0])
-                if minutes < 1:
-                    return Hint("usage: /ban <user> [minutes] [reason], minutes at least 1")
-                reason = rest_words[1] if len(rest_words) > 1 else None
-                return Run(name, target=first, count=minutes, text=reason)
-            return Run(name, target=first, text=after_first or None)
+            return _ban(first or "", after_first)
         case "announce":
             if first is not None and first.lower() in LEVELS:
                 if not after_first:
                     return Hint(f"usage: {spec.usage}")
                 return Run(name, level=first.lower(), text=after_first)
             return Run(name, level="info", text=rest)
-        case "join" | "switch" | "unban" | "leave":
+        case "join" | "switch" | "leave":
+            return _room(name, spec, words)
+        case "unban":
             return Run(name, target=first)
         case _:
             return Run(name)
+
+
+def _ban(user: str, rest: str) -> Parsed:
+    """`/ban <user> [duration] [reason]`: a word meant as a duration must be one."""
+    words = rest.split(maxsplit=1)
+    if not words or not looks_like_duration(words[0]):
+        return Run("ban", target=user, text=rest or None)
+    try:
+        seconds = parse_duration(words[0])
+    except DurationError as exc:
+        return Hint(f"{exc}; usage: {COMMANDS['ban'].usage}")
+    return Run("ban", target=user, seconds=seconds, text=words[1] if len(words) > 1 else None)
+
+
+def _room(name: str, spec: Spec, words: list[str]) -> Parsed:
+    """A room named by one word (`#` before it allowed, as rooms are shown), checked against
+    the naming rule here: `/join my room` must not quietly join `my`."""
+    if not words:
+        return Run(name)
+    room = words[0].removeprefix("#")
+    if len(words) > 1 or not _ROOM_NAME.fullmatch(room):
+        return Hint(f"{ROOM_RULE}; usage: {spec.usage}")
+    return Run(name, target=room)
 
 
 def help_lines() -> list[str]:

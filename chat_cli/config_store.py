@@ -1,8 +1,10 @@
-"""Saved sessions: the tokens `chat-cli login` keeps for later commands, one per server.
+"""Saved sessions: the tokens `chat-cli login` keeps for later commands, several per server.
 
 They live in `credentials.json` under the user's config directory (`typer.get_app_dir`, which
 honours XDG_CONFIG_HOME), readable by the user alone (mode 0600, directory 0700). Tokens are
-keyed by server URL so a token issued by one server is never sent to another.
+keyed by server URL and username, so a token issued by one server is never sent to another,
+and logging in as bob keeps alice's session. Each server has a default user (the last one to
+log in), used when a command names none (`--username` picks another).
 """
 
 from __future__ import annotations
@@ -36,7 +38,20 @@ class Credential(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class _File(msgspec.Struct, kw_only=True):
+    # Keyed by `_key(server, username)`; files from before several logins were kept are
+    # keyed by server alone, which `_key` lookups still find (see `_entries`).
     credentials: dict[str, Credential] = {}
+    default: dict[str, str] = {}  # server -> the username used when none is named
+
+
+class Saved(msgspec.Struct, frozen=True, kw_only=True):
+    """A credential saved, and what it replaced: the same user's older session, and the
+    server's default user before (None when there was none)."""
+
+    credential: Credential
+    path: Path
+    replaced: Credential | None
+    previous_default: str | None
 
 
 class StoreError(Exception):
@@ -99,23 +114,83 @@ def _write(content: _File) -> None:
         raise StoreError(f"cannot save credentials in {directory}: {exc.strerror}") from exc
 
 
-def load(server: str) -> Credential | None:
-    """The saved credential for `server`, expired or not (the caller tells the user which)."""
-    return _read().credentials.get(normalize_server(server))
+def _key(server: str, username: str) -> str:
+    # A space never occurs in a normalized URL nor in a username.
+    return f"{normalize_server(server)} {username.lower()}"
 
 
-def save(credential: Credential) -> Path:
-    """Save (or replace) the credential of its server; the file written."""
+def _entries(content: _File, server: str) -> dict[str, Credential]:
+    """The saved sessions of `server`, by lowercased username (old server-keyed ones too)."""
+    url = normalize_server(server)
+    return {
+        credential.username.lower(): credential
+        for credential in content.credentials.values()
+        if normalize_server(credential.server) == url
+    }
+
+
+def _default(content: _File, server: str) -> str | None:
+    entries = _entries(content, server)
+    named = content.default.get(normalize_server(server))
+    if named is not None and named.lower() in entries:
+        return named.lower()
+    # No default recorded (an old file) or it was removed: a lone session is the one.
+    return next(iter(entries)) if len(entries) == 1 else None
+
+
+def load(server: str, username: str | None = None) -> Credential | None:
+    """The saved credential of `username` (else the server's default user) for `server`,
+    expired or not (the caller tells the user which)."""
     content = _read()
-    content.credentials[normalize_server(credential.server)] = credential
+    name = username.lower() if username is not None else _default(content, server)
+    return _entries(content, server).get(name) if name is not None else None
+
+
+def users(server: str) -> list[str]:
+    """The usernames with a saved session on `server`, sorted."""
+    return sorted((c.username for c in _entries(_read(), server).values()), key=str.lower)
+
+
+def _drop(content: _File, server: str, username: str) -> Credential | None:
+    url = normalize_server(server)
+    for key, credential in list(content.credentials.items()):
+        if normalize_server(credential.server) == url and credential.username.lower() == username:
+            del content.credentials[key]
+            return credential
+    return None
+
+
+def save(credential: Credential) -> Saved:
+    """Save (or replace) the credential of its server and user, and make that user the
+    server's default; what it replaced."""
+    content = _read()
+    url = normalize_server(credential.server)
+    before = _entries(content, url)
+    previous_default = _default(content, url)
+    default_name = before[previous_default].username if previous_default is not None else None
+    previous = before.get(credential.username.lower())
+    _drop(content, url, credential.username.lower())
+    content.credentials[_key(url, credential.username)] = credential
+    content.default[url] = credential.username.lower()
     _write(content)
-    return credentials_path()
+    return Saved(
+        credential=credential,
+        path=credentials_path(),
+        replaced=previous,
+        previous_default=default_name,
+    )
 
 
-def remove(server: str) -> Credential | None:
-    """Forget the credential of `server`; the one removed, if any."""
+def remove(server: str, username: str | None = None) -> Credential | None:
+    """Forget the credential of `username` (else the default user) on `server`; the one
+    removed, if any. Another saved user of the server, if any, stays; none becomes default
+    unless it is the only one left."""
     content = _read()
-    removed = content.credentials.pop(normalize_server(server), None)
+    name = username.lower() if username is not None else _default(content, server)
+    removed = _drop(content, server, name) if name is not None else None
     if removed is not None:
+        url = normalize_server(server)
+        if content.default.get(url) == name:
+            del content.default[url]
         _write(content)
     return removed

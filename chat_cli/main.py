@@ -23,6 +23,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
+from chat_cli.usage import suggesting_app
 from chat_cli.visible import visible
 from chat_core.errors import ChatError
 
@@ -31,7 +32,7 @@ EXIT_USAGE = 2
 EXIT_KICKED = 3
 EXIT_BANNED = 4
 
-app = typer.Typer(
+app = suggesting_app(
     name="chat-cli",
     help="Terminal client and offline journal tool of the chat.",
     no_args_is_help=True,
@@ -175,7 +176,7 @@ def register(
         except api.ApiError as exc:
             fail(f"registration refused: {exc.message}" if exc.status else exc.message)
         say(f"registered {created.username} on {url}")
-        credential = auth.login(url, username, password)
+        credential = auth.login(url, username, password).credential
     except auth.AuthError as exc:
         fail(exc.message, exc.code)
     say(f"logged in as {credential.username} ({credential.role}); token saved")
@@ -194,31 +195,42 @@ def login(
     try:
         auth.check_username(username)
         password = auth.read_password(from_stdin=password_stdin, confirm=False)
-        credential = auth.login(url, username, password)
+        saved = auth.login(url, username, password)
     except auth.AuthError as exc:
         fail(exc.message, exc.code)
-    say(f"logged in to {url} as {credential.username} ({credential.role}); token saved")
+    credential = saved.credential
+    say(
+        f"logged in to {url} as {credential.username} ({credential.role}); token saved;"
+        f" {auth.replaced_note(saved)}"
+    )
 
 
 @app.command()
-def logout(server: ServerOption = None) -> None:
-    """Forget the saved token for the server."""
+def logout(
+    server: ServerOption = None,
+    username: Annotated[
+        str | None,
+        typer.Option("--username", "-u", help="Log out this saved user (else the default)."),
+    ] = None,
+) -> None:
+    """Revoke and forget a saved token for the server (other users' stay)."""
     from chat_cli import config_store
 
     url = config_store.resolve_server(server)
     from chat_cli import api
 
     try:
-        saved = config_store.load(url)
+        saved = config_store.load(url, username)
         if saved is not None and not saved.expired():
             # Revoked on the server first; an unreachable server still forgets it here.
             with contextlib.suppress(api.ApiError):
                 api.logout(url, saved.token)
-        removed = config_store.remove(url)
+        removed = config_store.remove(url, username)
     except config_store.StoreError as exc:
         fail(str(exc))
     if removed is None:
-        say(f"not logged in to {url}")
+        who = f" as {username}" if username else ""
+        say(f"not logged in to {url}{who}")
     else:
         say(f"logged out {removed.username} from {url}")
 
@@ -312,7 +324,7 @@ def chat(
         if given or attempt == 1:
             fail(f"the server refused the token; run `{auth.login_hint(url, username)}`")
         # The saved token was refused (revoked, or the server's secret changed): log in again.
-        config_store.remove(url)
+        config_store.remove(url, username)
         secret = _interactive_login(url, username, "the saved session was refused")
 
 
@@ -327,7 +339,7 @@ def _interactive_login(server: str, username: str | None, why: str) -> str:
         name = username or typer.prompt("Username")
         auth.check_username(name)
         password = auth.read_password(from_stdin=False, confirm=False)
-        return auth.login(server, name, password).token
+        return auth.login(server, name, password).credential.token
     except auth.AuthError as exc:
         fail(exc.message, exc.code)
     except (typer.Abort, EOFError):

@@ -117,9 +117,10 @@ def ws_url(server: str, since: int | None) -> str:
     return f"{base}/ws?batch=1" + (f"&since={since}" if since is not None else "")
 
 
-def backoff_delay(attempt: int, base: float = 0.5, cap: float = 30.0) -> float:
+def backoff_delay(attempt: int, base: float = 0.5, cap: float = 10.0) -> float:
     """Exponential backoff with "equal jitter": half fixed, half random, so a crowd of
-    clients that lost one server spreads out instead of reconnecting in lock-step."""
+    clients that lost one server spreads out instead of reconnecting in lock-step. Capped at
+    10 s: a restarted server is found again within seconds, not half a minute."""
     ceiling = min(cap, base * 2.0**attempt)
     return ceiling / 2 + random.uniform(0, ceiling / 2)
 

@@ -13,7 +13,6 @@ import sys
 import zlib
 from datetime import datetime
 
-import msgspec
 from rich.console import Console
 from rich.text import Text
 
@@ -64,10 +63,18 @@ def _clock(timestamp: datetime) -> str:
 
 
 def stamp(moment: datetime | None, default: str = "for ever") -> str:
-    """A time as the server wrote it (RFC 3339, `Z` for UTC), or `default`."""
+    """A time in the user's own time zone, to the second, with the zone's name, or `default`.
+
+    The server writes UTC (RFC 3339); a person reading "banned until" thinks in local time.
+    """
     if moment is None:
         return default
-    return msgspec.json.encode(moment).decode().strip('"')
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def plural(count: int, noun: str) -> str:
+    """`1 user`, `2 users`: the nouns this client counts all take an `s`."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def _room_tag(room_id: str | None, current: str | None) -> Text:

@@ -20,8 +20,9 @@ from chat_core.errors import ChatError
 from chat_core.settings.schema import Settings, SettingsError, sqlite_path
 from chat_core.settings.sources import load_settings
 from chat_web.logging_setup import setup_logging
+from chat_web.usage import suggesting_app
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="The chat server.")
+app = suggesting_app(add_completion=False, no_args_is_help=True, help="The chat server.")
 _DEFAULTS = Settings()
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from chat_core.domain import commands as c
 from chat_core.domain import events as e
-from chat_core.domain.rules import at_least, is_disabled, outranks, user_key
+from chat_core.domain.rules import at_least, is_disabled, outranks, user_key, with_article
 from chat_core.domain.state import Account, ChatState
 from chat_core.errors import Forbidden, InvalidParams, NotFound, Unauthenticated
 
@@ -39,7 +39,10 @@ def admin_target(actor: Account, username: str, state: ChatState) -> Account:
     if user_key(target.username) == user_key(actor.username):
         raise Forbidden("you cannot do this to yourself", "cannot_target_self")
     if not outranks(actor.role, target.role):
-        raise Forbidden(f"a {actor.role} cannot act on a {target.role}", "cannot_moderate_peer")
+        raise Forbidden(
+            f"{with_article(actor.role)} cannot act on {with_article(target.role)}",
+            "cannot_moderate_peer",
+        )
     return target
 
 

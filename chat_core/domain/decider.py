@@ -31,6 +31,7 @@ from chat_core.domain.rules import (
     outranks,
     room_key,
     user_key,
+    with_article,
 )
 from chat_core.domain.state import (
     Account,
@@ -160,7 +161,10 @@ def _target(state: ChatState, actor: Account, username: str, *, peer_check: bool
     if user_key(target.username) == user_key(actor.username):
         raise Forbidden("you cannot do this to yourself", "cannot_target_self")
     if peer_check and actor is not _SYSTEM and not outranks(actor.role, target.role):
-        raise Forbidden(f"a {actor.role} cannot act on a {target.role}", "cannot_moderate_peer")
+        raise Forbidden(
+            f"{with_article(actor.role)} cannot act on {with_article(target.role)}",
+            "cannot_moderate_peer",
+        )
     return target
 
 

@@ -82,6 +82,12 @@ def outranks(actor_role: str, target_role: str) -> bool:
     return ROLE_RANK[actor_role] > ROLE_RANK[target_role]
 
 
+def with_article(role: str) -> str:
+    """`a user`, `a moderator`, `an admin`: a role as a sentence names it (by sound, not by
+    letter: "user" starts with a vowel but takes `a`)."""
+    return f"{'an' if role == 'admin' else 'a'} {role}"
+
+
 def at_least(role: str, required: str) -> bool:
     """True when a role has every right of `required`."""
     return ROLE_RANK[role] >= ROLE_RANK[required]

@@ -142,10 +142,8 @@ class _Layers:
         origin = f" (from {label})" if label else self._origin(key)
         if unknown:
             return SettingsError(f"unknown setting {'.'.join(key)}{origin}")
-        detail = text.replace("`", "")
         scalar = isinstance(value, str | int | float) and not any(k in _SECRET_KEYS for k in key)
-        if detail.startswith("Expected") and ", got" not in detail and scalar:
-            detail += f", got {value!r}"
+        detail = _plain(text, value if scalar else _HIDDEN)
         return SettingsError(f"invalid setting {'.'.join(key)}: {detail}{origin}")
 
     def _coerce(self, key: tuple[str, ...], tp: Any, raw: Any, label: str) -> Any:
@@ -187,6 +185,34 @@ class _Layers:
         if below:
             return f" (from {self.sources[min(below, key=_sort_key)]})"
         return f" (from {self.file})" if self.file else ""
+
+
+# msgspec's type names, as a person setting a variable reads them.
+_TYPE_WORDS: Final = {
+    "int": "an integer",
+    "float": "a number",
+    "bool": "true or false",
+    "str": "a string",
+    "array": "a list",
+    "object": "a table",
+    "null": "nothing",
+}
+_EXPECTED = re.compile(r"Expected `([^`]+)`(.*?)(?:, got `([^`]+)`)?")
+_HIDDEN: Final = object()  # a value not to echo (a secret, or not a scalar)
+
+
+def _plain(text: str, value: Any) -> str:
+    """msgspec's "Expected `int`, got `str`" as "expected an integer, got 'abc'": the value
+    itself where it may be shown (a variable's value is always a string, which says little)."""
+    found = _EXPECTED.fullmatch(text)
+    if found is None:
+        return text.replace("`", "")
+    wanted, bound, got = found.groups()
+    words = " or ".join(_TYPE_WORDS.get(name, name) for name in wanted.split(" | "))
+    detail = f"expected {words}{bound.replace('`', '')}"
+    if value is not _HIDDEN:
+        return f"{detail}, got {value!r}"
+    return f"{detail}, got {_TYPE_WORDS.get(got, got)}" if got else detail
 
 
 def _field_type(key: tuple[str, ...], label: str) -> Any:

@@ -9,7 +9,9 @@ import pytest
 from chat_core.domain import commands as c
 from chat_core.domain import events as e
 from chat_core.domain.decider import decide
+from chat_core.domain.rules import with_article
 from chat_core.domain.state import active_ban, rooms_of
+from chat_core.errors import Forbidden
 from chat_kit import T0, given, joined, rejected, then, world
 
 
@@ -246,3 +248,11 @@ def test_kick_and_ban_reasons_with_control_characters_are_refused():
 def test_a_reason_may_be_blank_or_hold_newlines():
     assert decide(kick("mod", "bob", reason=""), world())
     assert decide(ban("mod", "bob", reason="spam\n\tagain"), world())
+
+
+def test_refusals_name_roles_with_the_right_article() -> None:
+    with pytest.raises(Forbidden, match=r"^a moderator cannot act on an admin$"):
+        decide(kick("mod", "admin"), world())
+    assert with_article("admin") == "an admin"
+    assert with_article("moderator") == "a moderator"
+    assert with_article("user") == "a user"

@@ -317,7 +317,7 @@ def test_bad_value_names_the_key_and_the_constraint(tmp_path: Path) -> None:
     with pytest.raises(SettingsError) as caught:
         load_settings(path, env={})
     assert str(caught.value).startswith(
-        "invalid setting chat.max_message_length: Expected int >= 1, got -5"
+        "invalid setting chat.max_message_length: expected an integer >= 1, got -5"
     )
 
 
@@ -352,8 +352,26 @@ def test_bad_env_value_names_key_and_variable(env: dict[str, str], key: str) -> 
 
 def test_wrong_type_in_file_is_refused_not_coerced(tmp_path: Path) -> None:
     path = write(tmp_path / "t.toml", '[server]\nport = "3000"\n')
-    with pytest.raises(SettingsError, match=r"invalid setting server\.port: Expected int, got str"):
+    with pytest.raises(
+        SettingsError, match=r"invalid setting server\.port: expected an integer, got '3000'"
+    ):
         load_settings(path, env={})
+
+
+def test_a_number_variable_says_a_number_is_expected() -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(env={"CHAT__SERVER__PORT": "abc"})
+    assert str(caught.value) == (
+        "invalid setting server.port: expected an integer, got 'abc' (from CHAT__SERVER__PORT)"
+    )
+
+
+def test_a_secret_of_the_wrong_type_is_not_echoed(tmp_path: Path) -> None:
+    path = write(tmp_path / "s.toml", "[auth]\njwt_secret = 12345678901234567890123456789012345\n")
+    with pytest.raises(SettingsError) as caught:
+        load_settings(path, env={})
+    assert "12345678" not in str(caught.value)
+    assert "expected a string" in str(caught.value)
 
 
 def test_bad_admin_user_names_the_item_field(tmp_path: Path) -> None:
