@@ -5,6 +5,8 @@
 1. fan-out: N receivers in one room, one sender at full speed (paced only so that it never
    runs more than 256 messages ahead of the slowest receiver, so nobody overflows its queue):
    deliveries/s and server CPU us per delivery, against bench/bare_broadcast.py (broadcast).
+1b. wire: the fan-out against bench/bare_uvloop.py (a plain uvloop server writing pre-framed,
+   coalesced bytes) and against the chat with server.direct_writes = false (through ASGI send).
 2. durable: 200 users, 4 to a room, each sending send_message as soon as its previous one is
    acked: acked/s and ack latency p50/p99, at database.synchronous FULL and NORMAL, with
    clients that ask for batch=1 (as chat-cli does) and, at FULL, clients that do not,
@@ -39,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import servers
 from common import DATA_DIR, Row, Sizes, fmt, log
-from scenarios_load import scenario_durable, scenario_fanout, scenario_metrics
+from scenarios_load import scenario_durable, scenario_fanout, scenario_metrics, scenario_wire
 from scenarios_server import scenario_cold, scenario_idle, scenario_latency
 
 # --- 1. fan-out ----------------------------------------------------------------------------
@@ -76,6 +78,7 @@ def print_table(rows: list[Row], header: str) -> None:
 
 SCENARIOS = {
     "fanout": scenario_fanout,
+    "wire": scenario_wire,
     "durable": scenario_durable,
     "metrics": scenario_metrics,
     "latency": scenario_latency,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -48,23 +49,30 @@ def _fanout_once(
     }
 
 
-def scenario_fanout(sz: Sizes, work: Path) -> list[Row]:
+def _fanout_best(sz: Sizes, work: Path, kinds: tuple[str, ...]) -> dict[int, dict[str, Any]]:
+    """For each N, the best run of each kind of server (interleaved: the machine is noisy).
+
+    bare: bench/bare_broadcast.py; uvloop: bench/bare_uvloop.py; chat; chat-asgi: the chat
+    with `server.direct_writes = false` (frames through ASGI send, one write per message).
+    """
     biggest = max(sz.fanout)
     users = [f"fan{i:04d}" for i in range(biggest)]
     memberships = {u: [f"fan{n}" for n in sz.fanout if i < n] for i, u in enumerate(users)}
     memberships["fansender"] = [f"fan{n}" for n in sz.fanout]
-    data = ChatData(work / "fanout", memberships)
-    rows = []
+    data = ChatData(work / f"fanout-{'-'.join(kinds)}", memberships)
+    found: dict[int, dict[str, Any]] = {}
     for n in sz.fanout:
         best: dict[str, dict[str, float]] = {}
-        for _ in range(sz.repeats):  # interleaved, best of: the machine is noisy
-            for kind in ("bare", "chat"):
-                if kind == "bare":
-                    server = Server.bare("broadcast").start()
+        for _ in range(sz.repeats):
+            for kind in kinds:
+                if kind in ("bare", "uvloop"):
+                    server = Server.bare("broadcast") if kind == "bare" else Server.bare_uvloop()
+                    server.start()
                     receivers = ["x"] * n
                     sender = "x"
                 else:
-                    server = data.server().start()
+                    off = {"CHAT__SERVER__DIRECT_WRITES": "false"} if kind == "chat-asgi" else {}
+                    server = data.server(off).start()
                     receivers = [data.tokens[u] for u in users[:n]]
                     sender = data.tokens["fansender"]
                 try:
@@ -74,6 +82,13 @@ def scenario_fanout(sz: Sizes, work: Path) -> list[Row]:
                 log(f"fan-out N={n} {kind}: {r['rate']:,.0f} deliveries/s, {r['cpu_us']:.2f} us")
                 if kind not in best or r["rate"] > best[kind]["rate"]:
                     best[kind] = r
+        found[n] = best
+    return found
+
+
+def scenario_fanout(sz: Sizes, work: Path) -> list[Row]:
+    rows = []
+    for n, best in _fanout_best(sz, work, ("bare", "chat")).items():
         chat, bare = best["chat"], best["bare"]
         rows.append(
             Row(
@@ -97,6 +112,41 @@ def scenario_fanout(sz: Sizes, work: Path) -> list[Row]:
                 bare["cpu_us"],
                 "<= 2x",
                 chat["cpu_us"] <= 2 * bare["cpu_us"],
+            )
+        )
+    return rows
+
+
+def scenario_wire(sz: Sizes, work: Path) -> list[Row]:
+    """Fan-out at wire speed: the chat against a plain uvloop server writing pre-framed,
+    coalesced bytes, and against itself through ASGI send (before direct writes)."""
+    rows = []
+    for n, best in _fanout_best(sz, work, ("uvloop", "chat-asgi", "chat")).items():
+        chat, uvl, asgi = best["chat"], best["uvloop"], best["chat-asgi"]
+        rows.append(
+            Row(
+                "wire",
+                f"N={n}: server CPU per delivery against plain uvloop, pre-framed",
+                chat["cpu_us"],
+                "us",
+                uvl["cpu_us"],
+                "<= 1.5x",
+                chat["cpu_us"] <= 1.5 * uvl["cpu_us"],
+                f"chat {chat['rate']:,.0f} deliveries/s, CPU {chat['cpu_share']:.0%};"
+                f" bench/bare_uvloop.py {uvl['rate']:,.0f}/s, CPU {uvl['cpu_share']:.0%}",
+            )
+        )
+        rows.append(
+            Row(
+                "wire",
+                f"N={n}: server CPU per delivery against the chat through ASGI send",
+                chat["cpu_us"],
+                "us",
+                asgi["cpu_us"],
+                "",
+                None,
+                f"server.direct_writes = false: {asgi['rate']:,.0f} deliveries/s,"
+                f" CPU {asgi['cpu_share']:.0%}",
             )
         )
     return rows

@@ -79,6 +79,12 @@ class Server:
             [sys.executable, str(BENCH_DIR / "bare_broadcast.py"), "--mode", mode], env, ROOT
         )
 
+    @classmethod
+    def bare_uvloop(cls) -> Server:
+        """bench/bare_uvloop.py: pre-framed, coalesced writes on a plain uvloop server."""
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        return cls([sys.executable, str(BENCH_DIR / "bare_uvloop.py")], env, ROOT)
+
     def start(self, timeout: float = 120.0) -> Server:
         ready = threading.Event()
         self.lines = []

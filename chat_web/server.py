@@ -39,6 +39,7 @@ from chat_web.hub.fanout import Hub
 from chat_web.metrics import Metrics
 from chat_web.runtime import Runtime
 from chat_web.seed import seed
+from chat_web.ws.direct import DirectWebSocketProtocol
 
 log = logging.getLogger("chat_web")
 # The start-up line is printed at any log level: operators and tests read the port from it.
@@ -187,7 +188,14 @@ def _tune_gc(settings: Settings) -> None:
 def _config(settings: Settings, app: Any) -> uvicorn.Config:
     return uvicorn.Config(
         app,
-        ws="websockets-sansio" if _has("websockets") else "auto",
+        # uvicorn's websockets-sansio protocol with a raw-write path (chat_web.ws.direct).
+        ws=(
+            DirectWebSocketProtocol
+            if _has("websockets") and settings.server.direct_writes
+            else "websockets-sansio"
+            if _has("websockets")
+            else "auto"
+        ),
         ws_per_message_deflate=False,
         ws_max_size=settings.server.max_frame_bytes,
         loop="uvloop" if _has("uvloop") else "asyncio",

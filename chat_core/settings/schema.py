@@ -74,6 +74,9 @@ class ServerSettings(Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     trusted_proxies: list[NonEmptyStr] = []
     # After start-up, freeze what is alive and collect the young generation less often.
     gc_freeze: bool = True
+    # Frames written straight to the socket's transport, pending ones in one write
+    # (chat_web.ws.direct); off: through ASGI `send`, one write per message.
+    direct_writes: bool = True
     # GET /metrics in Prometheus' text format (counts only: no user, room or address).
     metrics: bool = True
     cors: CorsSettings = field(default_factory=CorsSettings)

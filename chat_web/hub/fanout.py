@@ -3,8 +3,9 @@
 It implements `chat_core.processor.Publisher`. `publish` runs synchronously right after each
 commit, in commit order, so a connection registered in the same synchronous step as it took
 its state snapshot (head H) receives exactly the events with seq > H, in order. What each
-notification says and who gets it is `chat_core.protocol.notify`'s; the hub encodes it once
-and the per-recipient work is one `Connection.send` of the same str. It reads the committed
+notification says and who gets it is `chat_core.protocol.notify`'s; the hub encodes and frames
+it once (`chat_web.ws.direct.text_frame`) and the per-recipient work is one `Connection.send`
+of the same str and bytes. It reads the committed
 state through the `Committed` it is given at construction (presence and typing need it between
 commits), and never writes it.
 """
@@ -25,6 +26,7 @@ from chat_core.protocol.notify import notice
 from chat_web.hub.notifications import encode
 from chat_web.hub.presence import TypingTracker, presence_frame, sharing_users
 from chat_web.ws.connection import Connection
+from chat_web.ws.direct import text_frame
 
 log = logging.getLogger(__name__)
 
@@ -138,19 +140,21 @@ class Hub:
     def send_to(self, keys: Iterable[str], frame: str) -> int:
         """Queue one frame on every connection of the given users; how many it was queued on."""
         by_user = self._by_user
+        wire = text_frame(frame.encode())
         sent = 0
         for key in keys:
             conns = by_user.get(key)
             if conns:
                 sent += len(conns)
                 for conn in conns:
-                    conn.send(frame)
+                    conn.send(frame, wire)
         return sent
 
     def send_to_everyone(self, frame: str) -> int:
+        wire = text_frame(frame.encode())
         for conns in self._by_user.values():
             for conn in conns:
-                conn.send(frame)
+                conn.send(frame, wire)
         return self._count
 
     def count_close(self, code: int | None) -> None:

@@ -9,6 +9,14 @@ A client that connected with `batch=1` (docs/protocol.md section 2) gets whateve
 the writer wakes as one array frame: under load most of a frame's cost is the socket write,
 so a command's answer and its room's deliveries leaving together cost about one write instead
 of five (bench/run.py, durable). Nothing waits to fill a frame, so it costs no latency.
+
+Direct writes: when the server gives the socket's raw-write path (`chat_web.ws.direct`), what
+is sent after the preamble does not go through the writer task and ASGI `send` but is kept
+as framed bytes (the hub frames a notification once for all its recipients) and written in one
+`transport.write` from a callback scheduled on the first send of a turn of the event loop:
+whatever the turn queued leaves together, a lone message at the end of its turn. The
+transport's buffer is then the send queue: unsent bytes past `server.send_queue_bytes` close
+the connection with 4008. The preamble and the closing handshake still go through ASGI.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ from litestar.types import WebSocketCloseEvent, WebSocketSendEvent
 
 from chat_core.protocol.codes import Close
 from chat_web.logging_setup import ConnectionLogger, connection_logger
+from chat_web.ws.direct import DirectWriter, text_frame
 
 # How long a close waits for queued frames and the closing handshake before giving up.
 CLOSE_TIMEOUT: Final = 5.0
@@ -50,10 +59,17 @@ class Connection:
     __slots__ = (
         "_byte_limit",
         "_closer",
+        "_direct",
+        "_flush_handle",
         "_limit",
+        "_loop",
+        "_out",
+        "_out_bytes",
         "_queue",
         "_queued_bytes",
+        "_ready",
         "_timer",
+        "_unsent_seen",
         "_wakeup",
         "_writer",
         "address",
@@ -83,6 +99,7 @@ class Connection:
         queue_bytes: int = 0,
         batching: bool = False,
         jti: str = "",
+        direct: DirectWriter | None = None,
     ) -> None:
         self.socket = socket
         self.jti = jti  # the token's id: a logout of that token closes this connection
@@ -112,6 +129,16 @@ class Connection:
         self._writer: asyncio.Task[None] | None = None
         self._closer: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
+        # Direct writes: the pending frames (bytes framed by the hub; a batching client's
+        # texts, joined at the write), their size, the scheduled write, and whether the
+        # preamble is out (nothing is written before it).
+        self._direct = direct
+        self._loop = asyncio.get_running_loop() if direct is not None else None
+        self._out: list[Any] = []
+        self._out_bytes = 0
+        self._flush_handle: asyncio.Handle | None = None
+        self._ready = False
+        self._unsent_seen = 0
 
     @property
     def log(self) -> ConnectionLogger:
@@ -120,28 +147,79 @@ class Connection:
 
     # --- queueing (synchronous: called from the hub's fan-out) ------------------------------
 
-    def send(self, frame: str) -> None:
-        """Queue a text frame; a full queue (`server.send_queue_limit` frames or
-        `server.send_queue_bytes`) means a slow reader, which is closed with 4008."""
+    def send(self, frame: str, wire: bytes | None = None) -> None:
+        """Queue a text frame (`wire`: the same, already framed); a full queue
+        (`server.send_queue_limit` frames or `server.send_queue_bytes`) means a slow reader,
+        which is closed with 4008."""
         if self.closing:
+            return
+        if self._direct is not None:
+            self._send_direct(self._direct, frame, wire)
             return
         if not self._put(frame):
             self.log.warning("send queue overflow, closing with %d", Close.SLOW_READER)
             self.abort(Close.SLOW_READER)
 
+    def _send_direct(self, direct: DirectWriter, frame: str, wire: bytes | None) -> None:
+        if self.batching:
+            item: str | bytes = frame  # joined with its neighbours into one array at the write
+        else:
+            item = wire if wire is not None else text_frame(frame.encode())
+        size = len(item)
+        limit = self._byte_limit
+        # The transport's unsent bytes as of the last write: it only drains between writes, so
+        # this overestimates; only a send that would pass the bound asks the transport again.
+        if (
+            limit is not None
+            and self._unsent_seen + self._out_bytes + size > limit
+            and self.would_overflow(size)
+        ) or (self._limit is not None and len(self._out) >= self._limit):
+            self.log.warning("send queue overflow, closing with %d", Close.SLOW_READER)
+            self.abort(Close.SLOW_READER)
+            return
+        self._out.append(item)
+        self._out_bytes += size
+        if self._flush_handle is None and self._ready:
+            assert self._loop is not None
+            self._flush_handle = self._loop.call_soon(self._flush)
+
+    def _flush(self) -> None:
+        """Write every pending frame in one write (direct writes only)."""
+        self._flush_handle = None
+        out = self._out
+        if not out or self._direct is None:
+            return
+        self._out = []
+        self._out_bytes = 0
+        if self.batching:
+            data = b"".join(text_frame(f.encode()) for f in _arrays(out))
+        else:
+            data = out[0] if len(out) == 1 else b"".join(out)
+        if not self._direct.write_frames(data):
+            self.closing = True  # the peer is gone or a close was sent: the reader ends it
+            return
+        self._unsent_seen = unsent = self._direct.unsent_bytes()
+        if self._byte_limit is not None and unsent > self._byte_limit:
+            self.log.warning("send buffer overflow, closing with %d", Close.SLOW_READER)
+            self.abort(Close.SLOW_READER)
+
     @property
     def queued_frames(self) -> int:
         """How many items the queue holds (/metrics: send-queue depth)."""
-        return len(self._queue)
+        return len(self._queue) + len(self._out)
 
     @property
     def queued_bytes(self) -> int:
-        """What the queue holds, in characters of JSON text."""
-        return self._queued_bytes
+        """What the queue holds, in characters of JSON text (with direct writes: the bytes
+        pending and those the transport has not yet handed to the kernel)."""
+        return self._queued_bytes + self._out_bytes + self._unsent()
+
+    def _unsent(self) -> int:
+        return self._direct.unsent_bytes() if self._direct is not None else 0
 
     def would_overflow(self, size: int) -> bool:
         """Whether `size` more characters would pass `server.send_queue_bytes`."""
-        return self._byte_limit is not None and self._queued_bytes + size > self._byte_limit
+        return self._byte_limit is not None and self.queued_bytes + size > self._byte_limit
 
     def _put(self, item: str | _Close) -> bool:
         """Append to the queue and wake the writer; False if the queue is full."""
@@ -165,6 +243,14 @@ class Connection:
             return
         self.closing = True
         self.close_code = code
+        if self._direct is not None:
+            # Pending frames leave now; the close follows them through ASGI (after the
+            # preamble: the writer task starts it once that is out).
+            if self._ready:
+                self._flush()
+                self._closer = asyncio.create_task(self._close(code), name=f"close-{self.id}")
+            self._timer = asyncio.get_running_loop().call_later(timeout, self.abort, code)
+            return
         if not self._put(_Close(code)):
             self.abort(code)
             return
@@ -176,6 +262,11 @@ class Connection:
         # Nothing queued will be written: free it now, not when the socket is gone.
         self._queue.clear()
         self._queued_bytes = 0
+        self._out.clear()
+        self._out_bytes = 0
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
         if self._closer is not None:
             return
         if self.close_code is None:
@@ -206,6 +297,14 @@ class Connection:
         try:
             await preamble()
             del preamble  # its closure holds the connect-time snapshot
+            if self._direct is not None:
+                # From now on frames are written by `_flush`; this task's work is done.
+                self._ready = True
+                self._flush()
+                if self.closing and self.close_code is not None and self._closer is None:
+                    self._cancel_timer()
+                    self._closer = asyncio.create_task(self._close(self.close_code))
+                return
             queue = self._queue
             loop = asyncio.get_running_loop()
             while True:
@@ -276,6 +375,15 @@ def _coalesce(first: str, queue: deque[str | _Close]) -> tuple[str, int]:
     if len(parts) == 1:
         return first, 0
     return "[" + ",".join(parts) + "]", size - len(first)
+
+
+def _arrays(texts: list[str]) -> Iterable[str]:
+    """A batching client's pending messages as array frames, as the writer task joins them."""
+    pending: deque[str | _Close] = deque(texts)
+    while pending:
+        first = pending.popleft()
+        assert isinstance(first, str)
+        yield _coalesce(first, pending)[0]
 
 
 def _text(frame: str) -> WebSocketSendEvent:

@@ -35,6 +35,7 @@ from chat_core.protocol.rpc import encode_notification
 from chat_web.runtime import Runtime
 from chat_web.tokens import Claims, verify_token
 from chat_web.ws.connection import Connection
+from chat_web.ws.direct import direct_writer
 from chat_web.ws.reader import read_frames
 from chat_web.ws.resume import backlog
 
@@ -248,6 +249,7 @@ def _open(
         queue_bytes=rt.settings.server.send_queue_bytes,
         batching=batching,
         jti=token.jti,
+        direct=direct_writer(socket.scope),
     )
     rt.hub.register(conn, snapshot)
     established = ConnectionEstablished(
