@@ -1,4 +1,5 @@
-"""Helpers both SQL journals share: read-ahead of pages, and connections held for long."""
+"""Helpers both SQL journals share: read-ahead of pages, connections held for long, and the
+idempotency look-up's rows as message references."""
 
 from __future__ import annotations
 
@@ -8,6 +9,10 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from chat_core.domain import codec
+from chat_core.domain import events as e
+from chat_core.domain.commands import MessageRef
 
 _Page = TypeVar("_Page")
 
@@ -50,3 +55,19 @@ async def hold(engine: AsyncEngine) -> tuple[AsyncConnection, Any]:
     driver = raw.driver_connection
     assert driver is not None
     return conn, driver
+
+
+def message_refs(rows: Any) -> dict[tuple[str, str], MessageRef]:
+    """(actor, client id) -> the first result of each message among the look-up's rows
+    (`seq, tag, version, payload, actor, command_id, recorded_at`)."""
+    found: dict[tuple[str, str], MessageRef] = {}
+    for seq, tag, version, payload, actor, command_id, at in rows:
+        message = codec.decode_event(seq, tag, version, payload)
+        if isinstance(message, e.MessageSent):
+            found[(actor, command_id)] = MessageRef(
+                message_id=message.message_id,
+                room_id=message.room_id,
+                seq=seq,
+                timestamp=codec.from_micros(at),
+            )
+    return found

@@ -27,7 +27,7 @@ from chat_core.domain import events as e
 from chat_core.domain.commands import MessageRef
 from chat_core.errors import JournalConflict, JournalError, UnsupportedJournal
 from chat_core.journal import pg_sql as q
-from chat_core.journal.pages import hold, prefetching
+from chat_core.journal.pages import hold, message_refs, prefetching
 from chat_core.journal.port import HistoryPage, JournalPort, PackedPage, StoredRow
 
 _TOP = 2**62
@@ -238,17 +238,7 @@ class PostgresJournal:
                 held, self._lookup = self._lookup, None
                 await _release(held)
                 raise
-        found: dict[tuple[str, str], MessageRef] = {}
-        for seq, tag, version, payload, actor, command_id, at in rows:
-            message = codec.decode_event(seq, tag, version, payload)
-            if isinstance(message, e.MessageSent):
-                found[(actor, command_id)] = MessageRef(
-                    message_id=message.message_id,
-                    room_id=message.room_id,
-                    seq=seq,
-                    timestamp=codec.from_micros(at),
-                )
-        return found
+        return message_refs(rows)
 
     async def table_span(self) -> tuple[int, int, int]:
         """count(*), min(seq) and max(seq) of the events table (0s when empty)."""

@@ -35,7 +35,7 @@ from chat_core.domain import codec
 from chat_core.domain import events as e
 from chat_core.domain.commands import MessageRef
 from chat_core.errors import JournalConflict, JournalError, UnsupportedJournal
-from chat_core.journal.pages import hold, prefetching
+from chat_core.journal.pages import hold, message_refs, prefetching
 from chat_core.journal.port import HistoryPage, JournalPort, PackedPage, StoredRow
 from chat_core.journal.sql import (
     COLUMNS,
@@ -386,17 +386,7 @@ class Journal:
             if self._lookup_conn is None:
                 self._lookup_conn, self._lookup_driver = await hold(self._reader)
             rows = await self._lookup_driver.execute_fetchall(FIND_SQL, (json.dumps(wanted),))
-        found: dict[tuple[str, str], MessageRef] = {}
-        for seq, tag, version, payload, actor, command_id, at in rows:
-            message = codec.decode_event(seq, tag, version, payload)
-            if isinstance(message, e.MessageSent):
-                found[(actor, command_id)] = MessageRef(
-                    message_id=message.message_id,
-                    room_id=message.room_id,
-                    seq=seq,
-                    timestamp=codec.from_micros(at),
-                )
-        return found
+        return message_refs(rows)
 
 
 if TYPE_CHECKING:
