@@ -4,8 +4,8 @@ Callers `submit` a command and await its `Outcome`. The task takes whatever is q
 `max_batch`), decides each command against the latest state (later commands in a batch see
 the events of earlier ones), appends the batch's events in one transaction, and only then
 moves the live state forward, completes the callers' futures and hands the recorded events to
-the publisher. If the append fails, nobody is acknowledged: the live state is reloaded from
-the journal and every caller of the batch gets an `InternalError`.
+the publisher. If the append fails, nobody is acknowledged: the live state catches up with
+what the journal holds and every caller of the batch gets an `InternalError`.
 
 Pipelining: while batch N's append is in flight (in the driver's thread), the task takes the
 commands that arrive and decides them as batch N+1 against the state N would leave (the
@@ -18,6 +18,11 @@ restored state: they do not fail because N did.
 
 `state` is always the committed state: what the journal holds.
 
+Other writers (nodes on one PostgreSQL journal, docs/architecture.md section 6): an append
+whose expected head is stale is refused (`JournalConflict`); the processor catches up (folds
+and publishes the others' events like its own) and decides the commands again. `advance_to`
+and `sync` make it catch up between batches too, while the writer is free.
+
 An `Observer` (the web layer's metrics) hears of each settled batch once, never of each
 command: the hot path stays one call per batch, and this module stays free of any framework.
 """
@@ -28,84 +33,37 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol
+from collections.abc import Sequence
 
 import msgspec
 
+from chat_core.catch_up import Waiters, catch_up
+from chat_core.commit import Committed, Delivery, NullPublisher, Observer, Outcome, Publisher
 from chat_core.domain import commands as c
 from chat_core.domain import events as e
 from chat_core.domain.decider import decide
 from chat_core.domain.evolve import evolve
 from chat_core.domain.state import ChatState
-from chat_core.errors import ChatError, InternalError
+from chat_core.errors import ChatError, InternalError, JournalConflict
 from chat_core.journal.port import JournalPort
+
+__all__ = [
+    "CommandProcessor",
+    "Committed",
+    "Delivery",
+    "NullPublisher",
+    "Observer",
+    "Outcome",
+    "Publisher",
+]
 
 log = logging.getLogger(__name__)
 
 
-class Outcome(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """What a command did: its recorded events and the state right after it.
-
-    `duplicate` is the first result of an idempotent retry (nothing was appended then).
-    """
-
-    events: tuple[e.Recorded, ...]
-    state: ChatState
-    duplicate: c.MessageRef | None = None
-
-
-class Delivery(msgspec.Struct, frozen=True, gc=False):
-    """A recorded event and the states just before and after it (what its notification says
-    depends on both: `chat_core.protocol.notify`)."""
-
-    recorded: e.Recorded
-    before: ChatState
-    after: ChatState
-
-
-class Committed:
-    """The committed state, shared by reference: the processor writes it, the hub reads it.
-
-    Made before both, so the hub need not know the processor (nor the processor the hub
-    beyond its `Publisher` interface).
-    """
-
-    __slots__ = ("state",)
-
-    def __init__(self, state: ChatState) -> None:
-        self.state = state
-
-
-class Publisher(Protocol):
-    """Receives every committed batch, in commit order (the web layer's hub)."""
-
-    def publish(self, deliveries: Sequence[Delivery], state: ChatState) -> None: ...
-
-
-class NullPublisher:
-    def publish(self, deliveries: Sequence[Delivery], state: ChatState) -> None:
-        return None
-
-
-class Observer(Protocol):
-    """Hears of every settled batch (metrics); called on the processor task, must not block."""
-
-    def batch_settled(
-        self,
-        commands: Sequence[c.Command],
-        results: Sequence[Outcome | ChatError],
-        events: int,
-        append_seconds: float | None,
-    ) -> None:
-        """`results[i]` is what `commands[i]` got; `append_seconds` is None when nothing was
-        appended (every command rejected or a no-op)."""
-        ...
-
-    def append_failed(self, commands: int, append_seconds: float) -> None: ...
-
-
 _Job = tuple[c.Command, "asyncio.Future[Outcome]"]
+# Journal conflicts caught up and retried in a row before a batch fails: each retry follows a
+# commit of another writer, so only a writer starved by others for this long gives up.
+_MAX_RETRIES = 100
 _Key = tuple[str, str]
 
 _SendMessage = c.SendMessage
@@ -158,7 +116,6 @@ class CommandProcessor:
         *,
         queue_limit: int = 10_000,
         max_batch: int = 1_000,
-        reload: Callable[[], Awaitable[ChatState]] | None = None,
         observer: Observer | None = None,
     ) -> None:
         self.journal = journal
@@ -169,7 +126,15 @@ class CommandProcessor:
         self._queue_limit = max(1, queue_limit)
         self._space: deque[asyncio.Future[None]] = deque()  # submitters waiting for room
         self._max_batch = max(1, max_batch)
-        self._reload = reload
+        # The journal head some other writer is known to have reached (catch up to it), and
+        # the reads waiting until the committed state holds a given seq.
+        self._target = 0
+        self._syncs = Waiters()
+        # Other processes append too (nodes on PostgreSQL): a batch that appends nothing is
+        # answered only after a look at the head (`_append`).
+        self._shared = journal.shared
+        # Conflicts that caught up since the last commit: a bound on retries (see _settle).
+        self._retries = 0
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._wake: asyncio.Future[None] | None = None  # the processor task, waiting for work
@@ -199,6 +164,7 @@ class CommandProcessor:
             await task
         finally:
             self._task = None
+            self._syncs.fail(InternalError("the server is shutting down", "shutting_down"))
             # Submitters still waiting for room in the queue when the processor stopped.
             while self._space:
                 waiter = self._space.popleft()
@@ -255,6 +221,10 @@ class CommandProcessor:
                     self._inflight = None
                     await self._settle(inflight, task)
                     continue
+            elif self._target > self.state.seq:
+                # The writer is free and others appended: fold their events in first.
+                await self._follow()
+                continue
             elif self._pending is not None:
                 # The writer is free: append the batch decided while the last one was written.
                 pending, self._pending = self._pending, None
@@ -366,7 +336,7 @@ class CommandProcessor:
 
     def _launch(self, batch: _Batch) -> None:
         """Start appending `batch` (the writer is free), or settle it now if it has no events."""
-        if not batch.records:
+        if not batch.records and not self._shared:
             self._resolve(batch)
             return
         task = asyncio.get_running_loop().create_task(self._append(batch))
@@ -375,6 +345,12 @@ class CommandProcessor:
         self._inflight = batch
 
     async def _append(self, batch: _Batch) -> None:
+        if not batch.records:
+            # A shared journal, nothing to append (rejections, no-ops, retries): answer only
+            # if no other writer moved the head, else the decisions were made on stale state.
+            if await self.journal.head() != batch.start.seq:
+                raise JournalConflict("another writer appended since the batch was decided")
+            return
         started = time.perf_counter()
         try:
             await self.journal.append(batch.start.seq, batch.records)
@@ -386,12 +362,15 @@ class CommandProcessor:
         exc = task.exception()
         if exc is None:
             self.state = batch.state
+            self._retries = 0
             pending = self._pending
-            if pending is not None and pending.records:
+            if pending is not None and pending.records and self._target <= batch.state.seq:
                 # Keep the writer busy: the next batch is appended while this one is answered.
                 self._pending = None
                 self._launch(pending)
             self._resolve(batch)
+            return
+        if isinstance(exc, JournalConflict) and await self._retry(batch):
             return
         log.error("journal append failed, nothing acknowledged: %s", exc)
         if self.observer is not None:
@@ -454,12 +433,77 @@ class CommandProcessor:
         return commands
 
     async def _restore(self) -> None:
-        """After a failed append, make the live state equal what the journal holds."""
-        try:
+        """After a failed append, make the live state equal what the journal holds: what it
+        did not commit was never applied; what it may have committed (a commit whose answer
+        was lost) is folded like another writer's events."""
+        await self._catch_up()
+
+    # --- other writers ----------------------------------------------------------------------
+
+    def advance_to(self, head: int) -> None:
+        """The journal is known to reach `head` (another node appended): catch up soon."""
+        if head > self._target:
+            self._target = head
+            self._poke()
+
+    async def sync(self, head: int | None = None) -> None:
+        """Return once the committed state holds every event up to `head` (the journal's
+        head now, if None): a read then reflects every command acknowledged before it, on
+        any node. Free when no other writer appended."""
+        if head is None:
             head = await self.journal.head()
-        except Exception:  # noqa: BLE001 (a boundary: unknown head, reload below)
-            head = None
-        if head == self.state.seq:
-            return  # nothing of the batch reached the journal: the live state is exact
-        if self._reload is not None:
-            self.state = await self._reload()
+        if head <= self.state.seq:
+            return
+        if self._closing:
+            raise InternalError("the server is shutting down", "shutting_down")
+        future = self._syncs.add(head)
+        self.advance_to(head)
+        await future
+
+    async def _retry(self, batch: _Batch) -> bool:
+        """The append met another writer's rows: catch up and decide the batch (and the one
+        decided after it) again. False when there was nothing to catch up with (a real
+        conflict: the caller fails the batch) or after too many tries in a row."""
+        self._retries += 1
+        if self._retries > _MAX_RETRIES:
+            log.error("gave up after %d journal conflicts in a row", _MAX_RETRIES)
+            return False
+        try:
+            caught = await self._catch_up()
+        except Exception:  # the processor must outlive any one batch
+            log.exception("catching up after a journal conflict failed")
+            return False
+        if not caught:
+            return False
+        pending, self._pending = self._pending, None
+        jobs = batch.jobs + (pending.jobs if pending is not None else [])
+        fresh = _Batch(self.state, None)
+        self._pending = fresh
+        await self._decide(fresh, jobs)
+        return True
+
+    async def _follow(self) -> None:
+        """Catch up while the writer is free; the pending batch, decided against the state
+        before, is decided again."""
+        try:
+            caught = await self._catch_up()
+        except Exception as exc:  # noqa: BLE001 (the processor must outlive a journal that is down)
+            log.error("catching up with the journal failed: %s", exc)
+            self._target = self.state.seq  # until the next notice; reads waiting fail now
+            self._syncs.fail(InternalError("the journal could not be read"))
+            return
+        if self._target > self.state.seq:
+            self._target = self.state.seq  # a notice ahead of what is readable: forget it
+            self._syncs.fail(InternalError("the journal could not be read"))
+        pending = self._pending
+        if caught and pending is not None:
+            fresh = _Batch(self.state, None)
+            self._pending = fresh
+            await self._decide(fresh, pending.jobs)
+
+    async def _catch_up(self) -> int:
+        """Fold and publish every event after the committed state; how many there were.
+        Callers hold the writer (nothing in flight)."""
+        caught = await catch_up(self.journal, self.committed, self.publisher)
+        self._syncs.release(self.state.seq)
+        return caught

@@ -19,10 +19,8 @@ from typing import Any
 
 import uvicorn
 
-from chat_core.domain.state import ChatState
 from chat_core.journal.check import checked_replay
 from chat_core.journal.open import open_journal
-from chat_core.journal.replay import replay
 from chat_core.processor import CommandProcessor, Committed
 from chat_core.protocol.codes import Close
 from chat_core.settings.paths import check_writable, ensure_dir, ensure_sqlite_file
@@ -119,16 +117,12 @@ async def serve(settings: Settings) -> None:
         # A damaged journal is never served: SQLite's check and the fold, checked together.
         state, report = await checked_replay(journal, history_window=window)
 
-        async def reload() -> ChatState:
-            fresh, _ = await replay(journal, history_window=window)
-            return fresh
-
         # One shared cell: the processor writes the committed state, the hub reads it.
         committed = Committed(state)
         hub = Hub(settings.chat.typing_timeout_seconds, committed=committed)
         metrics = Metrics() if settings.server.metrics else None
         observer = metrics.observer if metrics is not None else None
-        processor = CommandProcessor(journal, committed, hub, reload=reload, observer=observer)
+        processor = CommandProcessor(journal, committed, hub, observer=observer)
         processor.start()
         rt = Runtime.build(settings, journal, processor, hub, secret, metrics)
         if metrics is not None:

@@ -30,8 +30,10 @@ Keep = Callable[[StoredRow, str], bool]
 class MemoryJournal:
     """A `JournalPort` held in a list: row i has seq i + 1."""
 
-    def __init__(self, url: str = "memory://") -> None:
+    def __init__(self, url: str = "memory://", *, shared: bool = False) -> None:
         self.url = url
+        # True to stand for a journal several processors append to (tests of nodes).
+        self.shared = shared
         self._rows: list[StoredRow] = []
         self._streams: list[str] = []
         # stream (room id) -> the seqs of its messages, ascending: history pages.

@@ -66,6 +66,9 @@ class JournalPort(Protocol):
 
     # Where the journal lives, as a database URL (shown to people, never with a password).
     url: str
+    # Whether other processes may append to it (nodes sharing a PostgreSQL journal): then a
+    # decision is final only once the journal's head is seen where it was decided.
+    shared: bool
 
     async def head(self) -> int:
         """The seq of the last event, 0 for an empty journal."""

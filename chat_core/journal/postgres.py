@@ -57,6 +57,7 @@ class PostgresJournal:
 
     def __init__(self, url: str, engine: AsyncEngine, *, readonly: bool) -> None:
         self.url = display_url(url)
+        self.shared = True
         self._engine = engine
         self._readonly = readonly
         self._write_lock = asyncio.Lock()

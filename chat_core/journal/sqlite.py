@@ -97,6 +97,7 @@ class Journal:
         self, url: str, writer: AsyncEngine | None, reader: AsyncEngine, lock_fd: int | None
     ) -> None:
         self.url = url
+        self.shared = False
         self._writer = writer
         self._reader = reader
         self._lock_fd = lock_fd
