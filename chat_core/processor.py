@@ -149,6 +149,7 @@ class CommandProcessor:
     @state.setter
     def state(self, state: ChatState) -> None:
         self.committed.state = state
+        self._syncs.release(state.seq)  # a read waiting for a seq our own commit reached
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="command-processor")

@@ -362,6 +362,7 @@ async def stop_typing(
 async def list_rooms(
     rt: Runtime, conn: Connection, params: p.ListRoomsParams, at: datetime
 ) -> r.RoomList:
+    await rt.fresh()
     state = rt.processor.state
     authorize(state, conn.username, at)
     return views.list_rooms(state, rt.hub.is_online)
@@ -370,6 +371,7 @@ async def list_rooms(
 async def list_members(
     rt: Runtime, conn: Connection, params: p.ListMembersParams, at: datetime
 ) -> r.MemberList:
+    await rt.fresh()
     state = rt.processor.state
     authorize(state, conn.username, at)
     return views.list_members(state, existing_room(state, params.room_id), rt.hub.is_online)
@@ -378,6 +380,7 @@ async def list_members(
 async def get_history(
     rt: Runtime, conn: Connection, params: p.GetHistoryParams, at: datetime
 ) -> r.GetHistoryResult:
+    await rt.fresh()
     state = rt.processor.state
     authorize(state, conn.username, at)
     room = member_room(state, conn.username, params.room_id)
@@ -396,6 +399,7 @@ async def get_history(
 
 
 async def whoami(rt: Runtime, conn: Connection, params: p.WhoamiParams, at: datetime) -> r.WhoAmI:
+    await rt.fresh()
     state = rt.processor.state
     account = authorize(state, conn.username, at)
     return views.whoami(state, account.username, account.role, conn.current_room)

@@ -112,6 +112,13 @@ class Runtime:
         finally:
             self._hash_waiting -= 1
 
+    async def fresh(self) -> None:
+        """On a journal other nodes append to, wait until the state holds every command
+        acknowledged anywhere (one look at the head, and a catch-up if it moved); free on a
+        journal of our own. `JournalError` if the journal cannot be reached."""
+        if self.journal.shared:
+            await self.processor.sync()
+
     async def hash_password(self, password: str) -> str:
         return await self._off_loop(hash_password, password, self.settings.auth.bcrypt_rounds)
 

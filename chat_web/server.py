@@ -15,12 +15,12 @@ import logging
 import signal
 import socket
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import uvicorn
 
 from chat_core.journal.check import checked_replay
-from chat_core.journal.open import open_journal
+from chat_core.journal.open import dialect, open_journal
 from chat_core.processor import CommandProcessor, Committed
 from chat_core.protocol.codes import Close
 from chat_core.settings.paths import check_writable, ensure_dir, ensure_sqlite_file
@@ -38,6 +38,9 @@ from chat_web.metrics import Metrics
 from chat_web.runtime import Runtime
 from chat_web.seed import seed
 from chat_web.ws.direct import DirectWebSocketProtocol
+
+if TYPE_CHECKING:
+    from chat_web.nodes.link import NodeLink
 
 log = logging.getLogger("chat_web")
 # The start-up line is printed at any log level: operators and tests read the port from it.
@@ -109,10 +112,18 @@ async def serve(settings: Settings) -> None:
     ensure_dir(data_dir(settings))
     ensure_sqlite_file(url)
     check_writable(url)
-    secret = resolve_jwt_secret(settings)
+    shared = dialect(url) == "postgresql"
+    # A SQLite server's generated secret lives in its data directory, checked before anything
+    # else; nodes on PostgreSQL share the one kept in the journal's database.
+    secret = None if shared and settings.auth.jwt_secret is None else resolve_jwt_secret(settings)
     journal = await open_journal(url, synchronous=settings.database.synchronous, migrate=True)
     processor: CommandProcessor | None = None
+    link: NodeLink | None = None
     try:
+        if secret is None:
+            from chat_web.nodes.link import shared_secret
+
+            secret = await shared_secret(journal)
         window = settings.chat.history_on_join
         # A damaged journal is never served: SQLite's check and the fold, checked together.
         state, report = await checked_replay(journal, history_window=window)
@@ -128,6 +139,12 @@ async def serve(settings: Settings) -> None:
         if metrics is not None:
             metrics.attach(rt, report.seconds, report.events)
         await seed(rt)
+        if journal.shared:
+            # Imported here: a SQLite server never loads asyncpg.
+            from chat_web.nodes.link import NodeLink
+
+            link = NodeLink(rt, url)
+            link.start()
         _tune_gc(settings)
         sock = _bind(settings.server.host, settings.server.port)
         host, port = sock.getsockname()[:2]
@@ -143,6 +160,8 @@ async def serve(settings: Settings) -> None:
         await server.serve(sockets=[sock])
     finally:
         _stop_start_up_on_signals(None)
+        if link is not None:
+            await link.stop()
         if processor is not None:
             await processor.stop()
         await journal.close()

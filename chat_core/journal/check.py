@@ -43,7 +43,7 @@ class Spanned(Protocol):
 
     url: str
 
-    async def table_span(self) -> tuple[int, int, int]: ...
+    async def table_span(self, until: int | None = None) -> tuple[int, int, int]: ...
 
     async def first_missing_seq(self) -> int | None: ...
 
@@ -187,7 +187,9 @@ async def _continuous_replay(
         state, report = await replay(journal, history_window=history_window)
     except CorruptJournal as exc:
         raise DamagedJournal.of(journal.url, exc.message) from exc
-    span = TableSpan(*await spanned.table_span())
+    # Other nodes may append while this one replays: on a shared journal, the rows up to the
+    # head replay reached.
+    span = TableSpan(*await spanned.table_span(report.head if journal.shared else None))
     why = discontinuity(span, report.events, report.head)
     if why is not None:
         missing = await spanned.first_missing_seq()

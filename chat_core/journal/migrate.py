@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 # The revisions under migrations/versions, oldest first.
-REVISIONS: Final = ("0001_events",)
+REVISIONS: Final = ("0001_events", "0002_secrets")
 
 
 def alembic_config(url: str) -> Config:

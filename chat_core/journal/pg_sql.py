@@ -15,18 +15,30 @@ from chat_core.domain import events as e
 from chat_core.journal.sql import row_values
 
 HEAD_SQL = "SELECT coalesce(max(seq), 0) FROM events"
-SPAN_SQL = "SELECT count(*), coalesce(min(seq), 0), coalesce(max(seq), 0) FROM events"
+KEEP_SECRET_SQL = "INSERT INTO secrets (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+SECRET_SQL = "SELECT value FROM secrets WHERE name = $1"
+SPAN_SQL = (
+    "SELECT count(*), coalesce(min(seq), 0), coalesce(max(seq), 0) FROM events WHERE seq <= $1"
+)
 
 # One statement, so its own transaction (asyncpg runs it in autocommit): all rows or none.
 # The seqs are the caller's (expected head + 1, ...): the batch is written only where the
 # committed head is the expected one (else 0 rows: a conflict), and a concurrent writer of the
 # same seqs collides on the primary key (it waits for the first to commit, then fails). So seq
 # N + 1 can only commit once seq N is committed: a reader tailing by position sees no gap.
+#
+# The same statement tells the other nodes (LISTEN on JOURNAL_CHANNEL) the new head; PostgreSQL
+# delivers it at the commit, never for rows that did not commit. It returns how many rows it
+# wrote, or no row at all for a conflict.
+JOURNAL_CHANNEL = "chat_journal"
 APPEND_SQL = (
+    "WITH written AS ("
     "INSERT INTO events (seq, stream, tag, version, payload, actor, command_id, recorded_at)"
     " SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::int[], $5::text[],"
     " $6::text[], $7::text[], $8::bigint[])"
-    " WHERE (SELECT coalesce(max(seq), 0) FROM events) = $9"
+    " WHERE (SELECT coalesce(max(seq), 0) FROM events) = $9 RETURNING seq)"
+    f" SELECT count(*), pg_notify('{JOURNAL_CHANNEL}', max(seq)::text) FROM written"
+    " HAVING count(*) > 0"
 )
 
 _COLUMNS = "seq, tag, version, payload, actor, command_id, recorded_at"

@@ -129,7 +129,7 @@ class PostgresJournal:
                 self._writer = await _hold(self._engine)
             driver = self._writer[1]
             try:
-                status = await driver.execute(q.APPEND_SQL, *args, expected_head)
+                written = await driver.fetchval(q.APPEND_SQL, *args, expected_head)
             except asyncpg.UniqueViolationError as exc:
                 raise JournalConflict(f"append conflicts with existing rows: {exc}") from exc
             except _DRIVER_ERRORS as exc:
@@ -137,7 +137,7 @@ class PostgresJournal:
                 held, self._writer = self._writer, None
                 await _release(held)
                 raise JournalError(f"journal append failed: {exc}") from exc
-        if status != f"INSERT 0 {len(records)}":
+        if written != len(records):
             raise JournalConflict(f"the journal head is not {expected_head} (another writer?)")
 
     async def read(
@@ -241,10 +241,18 @@ class PostgresJournal:
                 raise
         return message_refs(rows)
 
-    async def table_span(self) -> tuple[int, int, int]:
-        """count(*), min(seq) and max(seq) of the events table (0s when empty)."""
+    async def kept_secret(self, name: str, candidate: str) -> str:
+        """The secret kept under `name`, `candidate` if none was (then kept): the first node
+        to start on an empty database chooses, every later one reads its choice."""
         async with self._driver() as driver:
-            rows, first, last = await driver.fetchrow(q.SPAN_SQL)
+            await driver.execute(q.KEEP_SECRET_SQL, name, candidate)
+            return str(await driver.fetchval(q.SECRET_SQL, name))
+
+    async def table_span(self, until: int | None = None) -> tuple[int, int, int]:
+        """count(*), min(seq) and max(seq) of the events table, of the rows up to `until` if
+        given (0s when none)."""
+        async with self._driver() as driver:
+            rows, first, last = await driver.fetchrow(q.SPAN_SQL, _TOP if until is None else until)
         return int(rows), int(first), int(last)
 
     async def first_missing_seq(self) -> int | None:

@@ -40,3 +40,11 @@ INSERT_SQL = (
     "INSERT INTO events (seq, stream, tag, version, payload, actor, command_id, recorded_at)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
 )
+
+# Secrets the nodes of a PostgreSQL journal share (migrations/versions/0002_secrets.py).
+secrets = Table(
+    "secrets",
+    metadata,
+    Column("name", Text, primary_key=True),
+    Column("value", Text, nullable=False),
+)

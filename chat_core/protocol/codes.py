@@ -41,6 +41,7 @@ RefusalReason: TypeAlias = Literal[
     "invalid_batch",
     "too_many_connections",
     "rate_limited",
+    "unavailable",
 ]
 # The HTTP status of a handshake refused before the upgrade, by the close code it stands for.
 HTTP_STATUS: Final = {
@@ -48,6 +49,7 @@ HTTP_STATUS: Final = {
     Close.BANNED: 403,
     Close.BAD_REQUEST: 400,
     Close.TOO_MANY: 429,
+    Close.SERVER_ERROR: 503,
 }
 
 

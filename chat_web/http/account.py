@@ -63,6 +63,7 @@ def _bearer(request: Request[Any, Any, Any], rt: Runtime) -> tuple[Claims, Accou
 async def change_password(request: Request[Any, Any, Any], data: PasswordBody) -> LoggedIn:
     rt = _runtime(request)
     address = _address(request)
+    await rt.fresh()
     _, account = _bearer(request, rt)
     validate_password(data.new_password)
     if not 0 < len(data.old_password) <= MAX_PASSWORD_LENGTH:
@@ -110,6 +111,7 @@ async def change_password(request: Request[Any, Any, Any], data: PasswordBody) -
 async def logout(request: Request[Any, Any, Any]) -> LoggedOut:
     rt = _runtime(request)
     address = _address(request)
+    await rt.fresh()
     claims, account = _bearer(request, rt)
     command = Logout(
         actor=account.username, at=datetime.now(UTC), jti=claims.jti, expires_at=claims.exp

@@ -172,6 +172,7 @@ async def _register(rt: Runtime, address: str, data: RegisterBody) -> Registered
         _check_rate(rt.registrations.retry_after(address))
     # A cheap early answer for a taken name, before spending a bcrypt hash on it; the decider
     # checks again, so a race between two registrations still ends in one 409.
+    await rt.fresh()
     if user_key(data.username) in rt.processor.state.accounts:
         raise UsernameTaken(f"the username {data.username!r} is taken")
     rt.reserve_hash()
@@ -225,6 +226,7 @@ async def _login(rt: Runtime, address: str, data: LoginBody) -> LoggedIn:
         # Counted as a failure before the hash and taken back on success: attempts checked
         # concurrently would otherwise all pass the limit while their hashes are queued.
         rt.login_failures.hit(attempt_key)
+    await rt.fresh()  # an account registered, or a password changed, on another node
     account = rt.processor.state.accounts.get(user_key(data.username))
     if account is None or not is_usable(account):
         # Same work as a real check, so an unknown or disabled user cannot be told apart by

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from chat_core.domain import events as e
 from chat_core.domain.rules import is_disabled, user_key
@@ -25,6 +25,7 @@ from chat_core.protocol.codes import Close
 from chat_core.protocol.notify import notice
 from chat_web.hub.notifications import encode
 from chat_web.hub.presence import TypingTracker, presence_frame, sharing_users
+from chat_web.nodes.presence import RemotePresence
 from chat_web.ws.connection import Connection
 from chat_web.ws.direct import text_frame
 
@@ -66,6 +67,10 @@ class Hub:
         # recipient), and closed connections by close code (None: no close frame, as 1006).
         self.delivered = 0
         self.closes: dict[int | None, int] = {}
+        # Nodes on a shared journal (chat_web.nodes): who is online on the others, and where
+        # this node's own presence changes are told (None on a single node).
+        self.remote: RemotePresence | None = None
+        self.announce: Callable[[str, str, bool], None] | None = None
 
     # --- connections ------------------------------------------------------------------------
 
@@ -79,8 +84,11 @@ class Hub:
         lingering = self._lingering.pop(conn.key, None)
         if lingering is not None:
             lingering.cancel()  # back before anyone saw it leave: no change to announce
-        else:
+            return
+        if self.remote is None or not self.remote.online(conn.key):
             self.send_to(sharing_users(state, conn.key), presence_frame(conn.username, True))
+        if self.announce is not None:
+            self.announce(conn.key, conn.username, True)
 
     def unregister(self, conn: Connection) -> None:
         """Remove a connection; the user's last one: it stops typing and goes offline."""
@@ -101,13 +109,29 @@ class Hub:
 
     def _gone_offline(self, key: str, username: str) -> None:
         del self._lingering[key]
-        self.send_to(sharing_users(self._state(), key), presence_frame(username, False))
+        if self.remote is None or not self.remote.online(key):
+            self.send_to(sharing_users(self._state(), key), presence_frame(username, False))
+        if self.announce is not None:
+            self.announce(key, username, False)
+
+    def remote_changed(self, changes: Iterable[tuple[str, str, bool]]) -> None:
+        """Users came online on another node, or are online on none now: tell those who
+        share a room with them here, unless they are online here anyway."""
+        for key, username, online in changes:
+            if key not in self._by_user and key not in self._lingering:
+                self.send_to(sharing_users(self._state(), key), presence_frame(username, online))
+
+    def local_users(self) -> list[tuple[str, str]]:
+        """(key, username) of every user with a connection on this node."""
+        return [(key, conns[0].username) for key, conns in self._by_user.items()]
 
     def _state(self) -> ChatState:
         return self.committed.state
 
     def is_online(self, key: str) -> bool:
-        return key in self._by_user or key in self._lingering
+        if key in self._by_user or key in self._lingering:
+            return True
+        return self.remote is not None and self.remote.online(key)
 
     def connections_of(self, key: str) -> tuple[Connection, ...]:
         return self._by_user.get(key, ())

@@ -56,16 +56,22 @@ class TypingTracker:
         self.timeout = timeout
         self._state_of = state_of
         self._send_to = send_to
-        # (user key, room id) -> (username spelling, expiry timer)
-        self._typing: dict[tuple[str, str], tuple[str, asyncio.TimerHandle]] = {}
+        # (user key, room id) -> (username spelling, expiry timer, typed on this node)
+        self._typing: dict[tuple[str, str], tuple[str, asyncio.TimerHandle, bool]] = {}
+        # Nodes on a shared journal: where this node's own typing changes are told (every
+        # start, so that the other nodes re-arm their timers too).
+        self.relay: Callable[[str, str, str, bool], None] | None = None
 
-    def start(self, key: str, username: str, room_id: str) -> None:
-        """Start (or keep alive) a typing state; peers hear of it only when it starts."""
+    def start(self, key: str, username: str, room_id: str, *, local: bool = True) -> None:
+        """Start (or keep alive) a typing state; peers hear of it only when it starts.
+        `local=False`: typed on another node (not relayed back)."""
         slot = (key, room_id)
         loop = asyncio.get_running_loop()
         timer = loop.call_later(self.timeout, self.stop, key, room_id)
         previous = self._typing.get(slot)
-        self._typing[slot] = (username, timer)
+        self._typing[slot] = (username, timer, local)
+        if local and self.relay is not None:
+            self.relay(key, username, room_id, True)
         if previous is not None:
             previous[1].cancel()
             return
@@ -77,8 +83,10 @@ class TypingTracker:
         entry = self._typing.pop((key, room_id), None)
         if entry is None:
             return
-        username, timer = entry
+        username, timer, local = entry
         timer.cancel()
+        if local and self.relay is not None:
+            self.relay(key, username, room_id, False)
         if notify:
             peers = room_peers(self._state_of(), room_id, key)
             self._send_to(peers, typing_frame(False, room_id, username))
@@ -94,6 +102,6 @@ class TypingTracker:
             self.stop(*slot, notify=False)
 
     def cancel_all(self) -> None:
-        for _, timer in self._typing.values():
+        for _, timer, _ in self._typing.values():
             timer.cancel()
         self._typing.clear()

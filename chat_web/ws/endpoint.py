@@ -129,8 +129,9 @@ async def _refuse(socket: WebSocket[Any, Any, Any], refusal: _Refusal, accepted:
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
             ]
-            if refusal.code == Close.TOO_MANY:
-                # As every 429 (docs/protocol.md section 1); a slot frees as a socket closes.
+            if refusal.code in (Close.TOO_MANY, Close.SERVER_ERROR):
+                # As every 429 and 503 (docs/protocol.md section 1): a slot frees as a socket
+                # closes; a node reaches its database again.
                 headers.append((b"retry-after", b"1"))
             start: WebSocketResponseStartEvent = {
                 "type": "websocket.http.response.start",
@@ -163,6 +164,7 @@ async def chat_socket(socket: WebSocket[Any, Any, Any]) -> None:
         batching = _batch_of(socket)
         token = _verify(rt.secret, _token_of(socket))
         subject, expires = token.sub, token.exp
+        await _fresh(rt)
         _check_account(rt.processor.state, token)
         if rt.connections is not None and not rt.connections.try_acquire(address):
             raise _Refusal(Close.TOO_MANY, "too_many_connections", "too many connections from here")
@@ -207,6 +209,17 @@ async def chat_socket(socket: WebSocket[Any, Any, Any]) -> None:
     finally:
         if rt.connections is not None:
             rt.connections.release(address)
+
+
+async def _fresh(rt: Runtime) -> None:
+    """A node of a shared journal checks the token against every command acknowledged
+    anywhere (an account registered, a password changed, a ban on another node)."""
+    try:
+        await rt.fresh()
+    except ChatError as exc:
+        raise _Refusal(
+            Close.SERVER_ERROR, "unavailable", "the journal cannot be reached; try again"
+        ) from exc
 
 
 def _expire(conn: Connection) -> None:

@@ -1,0 +1,88 @@
+"""What nodes tell each other on the live channel: presence and typing, never journaled.
+
+Each message is a msgspec array tagged by kind and names the node that sent it, so a node
+ignores its own. Payloads stay under PostgreSQL's 8,000-byte limit (a node's users are sent
+in several `Sync` parts).
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+LIVE_CHANNEL = "chat_live"
+
+
+class Online(msgspec.Struct, tag="on", array_like=True, frozen=True):
+    """A user's first connection on `node` opened."""
+
+    node: str
+    key: str
+    name: str
+
+
+class Offline(msgspec.Struct, tag="off", array_like=True, frozen=True):
+    """A user's last connection on `node` closed (after the presence linger)."""
+
+    node: str
+    key: str
+
+
+class Beat(msgspec.Struct, tag="beat", array_like=True, frozen=True):
+    """`node` is alive (every `BEAT_SECONDS`)."""
+
+    node: str
+
+
+class Hello(msgspec.Struct, tag="hello", array_like=True, frozen=True):
+    """`node` (re)joined and knows nothing: every other node answers with its `Sync`."""
+
+    node: str
+
+
+class Sync(msgspec.Struct, tag="sync", array_like=True, frozen=True):
+    """Part of every user online on `node`; the part marked `last` ends the list."""
+
+    node: str
+    users: list[tuple[str, str]]
+    last: bool
+
+
+class Bye(msgspec.Struct, tag="bye", array_like=True, frozen=True):
+    """`node` is shutting down: its users are offline there now."""
+
+    node: str
+
+
+class TypingNote(msgspec.Struct, tag="typing", array_like=True, frozen=True):
+    """A user on `node` started (again) or stopped typing in a room."""
+
+    node: str
+    key: str
+    name: str
+    room: str
+    on: bool
+
+
+Message = Online | Offline | Beat | Hello | Sync | Bye | TypingNote
+
+encode = msgspec.json.Encoder().encode
+decode = msgspec.json.Decoder(Message).decode
+
+# Bytes of one Sync part's users at most (the rest of the message is well under 100 bytes).
+SYNC_PART_BYTES = 7_000
+
+
+def sync_parts(node: str, users: list[tuple[str, str]]) -> list[bytes]:
+    """`users` as encoded Sync messages, each under PostgreSQL's payload limit."""
+    parts: list[bytes] = []
+    part: list[tuple[str, str]] = []
+    size = 0
+    for key, name in users:
+        cost = len(key.encode()) + len(name.encode()) + 8
+        if part and size + cost > SYNC_PART_BYTES:
+            parts.append(encode(Sync(node, part, last=False)))
+            part, size = [], 0
+        part.append((key, name))
+        size += cost
+    parts.append(encode(Sync(node, part, last=True)))
+    return parts
