@@ -44,7 +44,7 @@ from chat_core.domain import events as e
 from chat_core.domain.decider import decide
 from chat_core.domain.evolve import evolve
 from chat_core.domain.state import ChatState
-from chat_core.errors import ChatError, InternalError, JournalConflict
+from chat_core.errors import ChatError, InternalError, JournalConflict, JournalError
 from chat_core.journal.port import JournalPort
 
 __all__ = [
@@ -266,8 +266,11 @@ class CommandProcessor:
         try:
             commands = await self._attach_priors(taken)
             self._decide_all(batch, taken, commands)
-        except Exception:  # the processor must outlive any one batch
-            log.exception("deciding a command batch failed")
+        except Exception as exc:  # the processor must outlive any one batch
+            if isinstance(exc, JournalError):  # the database is down: no traceback to tell
+                log.error("deciding a command batch failed: %s", exc)
+            else:
+                log.exception("deciding a command batch failed")
             for _, future in taken:
                 if not future.done():
                     future.set_exception(InternalError("internal error"))
@@ -382,6 +385,8 @@ class CommandProcessor:
                 future.set_exception(failure)
         try:
             await self._restore()
+        except JournalError as error:
+            log.error("catching up after a failed append failed: %s", error)
         except Exception:  # the processor must outlive any one batch
             log.exception("restoring the live state after a failed append failed")
         pending = self._pending
@@ -471,8 +476,8 @@ class CommandProcessor:
             return False
         try:
             caught = await self._catch_up()
-        except Exception:  # the processor must outlive any one batch
-            log.exception("catching up after a journal conflict failed")
+        except Exception as exc:  # noqa: BLE001 (the processor must outlive any one batch)
+            log.error("catching up after a journal conflict failed: %s", exc)
             return False
         if not caught:
             return False

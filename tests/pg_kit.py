@@ -37,6 +37,11 @@ async def _execute(sql: str) -> None:
         await conn.close()
 
 
+async def admin_sql(sql: str) -> None:
+    """Run `sql` on the test server as its administrator (from a test's own event loop)."""
+    await _execute(sql)
+
+
 def _in_thread(function: Callable[..., T], *args: Any) -> T:
     # Fixtures may be set up while a test's event loop runs (getfixturevalue from an async
     # fixture): asyncio.run, and alembic's own loop, need a thread of their own.

@@ -20,7 +20,13 @@ from sqlalchemy.engine import make_url
 
 log = logging.getLogger(__name__)
 
-_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+_ERRORS = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+    TimeoutError,
+)
 _SEND_SQL = "SELECT pg_notify($1, payload) FROM unnest($2::text[]) AS payload"
 # Notifications waiting to leave at most: past it they are dropped (and counted); nodes
 # resynchronise their presence on every reconnect, so a dropped one heals.

@@ -32,7 +32,13 @@ from chat_core.journal.port import HistoryPage, JournalPort, PackedPage, StoredR
 
 _TOP = 2**62
 # What a failing connection or statement raises, besides PostgreSQL's own errors.
-_DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+_DRIVER_ERRORS = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,
+    OSError,
+    TimeoutError,
+)
 
 
 def display_url(url: str) -> str:
@@ -235,10 +241,10 @@ class PostgresJournal:
                 self._lookup = await _hold(self._engine)
             try:
                 rows = await self._lookup[1].fetch(q.FIND_SQL, actors, ids)
-            except _DRIVER_ERRORS:
+            except _DRIVER_ERRORS as exc:
                 held, self._lookup = self._lookup, None
                 await _release(held)
-                raise
+                raise JournalError(f"the idempotency look-up failed: {exc}") from exc
         return message_refs(rows)
 
     async def kept_secret(self, name: str, candidate: str) -> str:
@@ -276,9 +282,16 @@ class _Checkout:
         self._conn, driver = await _hold(self._engine)
         return driver
 
-    async def __aexit__(self, *exc: object) -> None:
-        if self._conn is not None:
-            await self._conn.close()
+    async def __aexit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
+        conn, self._conn = self._conn, None
+        if isinstance(exc, _DRIVER_ERRORS):
+            # A connection the server dropped (a restart, an outage): out of the pool, and
+            # the caller gets the journal's own error.
+            if conn is not None:
+                await _release((conn, None))
+            raise JournalError(f"the journal database failed: {exc}") from exc
+        if conn is not None:
+            await conn.close()
 
 
 if TYPE_CHECKING:

@@ -206,3 +206,71 @@ async def test_sigkill_loop_across_three_nodes_loses_and_doubles_nothing(
     # Senders on nodes that lived: no pause over 2 s between acks (moves excluded).
     longest = max(max(s.gaps) for s in senders)
     assert longest < 2.0, f"a pause of {longest:.2f}s"
+
+
+@pytest.fixture
+def pair(tmp_path: Path) -> Iterator[tuple[str, list[Any]]]:
+    """Two nodes on a database of their own, and that database's name."""
+    from pg_kit import fresh_database
+
+    for url in fresh_database():
+        env = {**GENEROUS_LIMITS, "CHAT__DATABASE__URL": url}
+        started = [ServerProcess(tmp_path / f"node{i}", env) for i in range(2)]
+        try:
+            for node in started:
+                node.start()
+            yield url.rsplit("/", 1)[1], started
+        finally:
+            for node in started:
+                stop_and_check(node)
+
+
+async def test_while_postgresql_is_unreachable_commands_fail_and_nothing_is_lost(
+    pair: tuple[str, list[Any]],
+) -> None:
+    from pg_kit import admin_sql
+
+    database, (a, b) = pair
+    async with a.harness() as on_a, b.harness() as on_b:
+        alice, bob = await on_a.new_user("alice"), await on_b.new_user("bob")
+        ca, cb = await on_a.connect(alice), await on_b.connect(bob)
+        for client in (ca, cb):
+            await client.call("join_room", room_name=ROOM)
+        before = await ca.call("send_message", room_id=ROOM, text="before", client_msg_id="b")
+        await cb.params_of("message_received", room_id=ROOM, seq=before["seq"])
+
+        # The database goes away: no connection to it is kept or accepted.
+        await admin_sql(
+            f"ALTER DATABASE {database} ALLOW_CONNECTIONS false;"
+            " SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            f" WHERE datname = '{database}'"
+        )
+        try:
+            failed = await ca.error_of(
+                "send_message", room_id=ROOM, text="during", client_msg_id="d"
+            )
+            assert failed.code == -32603, failed
+            # A read cannot vouch for the other node's commands: it fails too, and so does a
+            # new session's handshake (503, `unavailable`), while the open sockets stay open.
+            assert (await cb.error_of("get_history", room_id=ROOM, limit=5)).code == -32603
+            with pytest.raises(HandshakeRefused) as refused:
+                await Client.open(b.ws_url, bob.token)
+            assert refused.value.status == 503
+        finally:
+            await admin_sql(f"ALTER DATABASE {database} ALLOW_CONNECTIONS true")
+
+        # Back: the retry with the same id is recorded once, and both nodes deliver it.
+        async with asyncio.timeout(30):
+            while True:
+                try:
+                    during = await ca.call(
+                        "send_message", room_id=ROOM, text="during", client_msg_id="d"
+                    )
+                    break
+                except RpcError as exc:
+                    assert exc.code == -32603, exc
+        await cb.params_of("message_received", timeout=10, room_id=ROOM, seq=during["seq"])
+        pages = [await c.call("get_history", room_id=ROOM, limit=10) for c in (ca, cb)]
+        assert pages[0] == pages[1]
+        assert [m["text"] for m in pages[0]["messages"]] == ["before", "during"]
+        assert not ca.is_closed and not cb.is_closed
