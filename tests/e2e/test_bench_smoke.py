@@ -1,7 +1,7 @@
 """The benchmark harness still runs: bench/run.py's fan-out scenario at its --quick size.
 
 Nothing of bench/ is measured here; this only keeps the load generator, the baseline server
-and the table working (docs/architecture.md section 6: benchmarks stay out of the test suite).
+and the table working (docs/architecture.md section 7: benchmarks stay out of the test suite).
 """
 
 from __future__ import annotations
