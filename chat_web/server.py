@@ -26,6 +26,7 @@ from chat_core.protocol.codes import Close
 from chat_core.settings.paths import check_writable, ensure_dir, ensure_sqlite_file
 from chat_core.settings.schema import (
     Settings,
+    SettingsError,
     data_dir,
     database_url,
     resolve_jwt_secret,
@@ -113,6 +114,12 @@ async def serve(settings: Settings) -> None:
     ensure_sqlite_file(url)
     check_writable(url)
     shared = dialect(url) == "postgresql"
+    if shared and not settings.chat.persist_messages:
+        # Live messages bypass the journal, the one thing nodes share.
+        raise SettingsError(
+            "chat.persist_messages = false needs a SQLite journal: on PostgreSQL, nodes"
+            " share messages only through the journal"
+        )
     # A SQLite server's generated secret lives in its data directory, checked before anything
     # else; nodes on PostgreSQL share the one kept in the journal's database.
     secret = None if shared and settings.auth.jwt_secret is None else resolve_jwt_secret(settings)

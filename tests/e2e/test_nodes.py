@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from conftest import ServerProcess, _stop_and_check
@@ -179,3 +180,15 @@ async def test_resume_and_retries_work_on_any_node(nodes: list[ServerProcess]) -
         retry = await cc.call("send_message", room_id=rid, text="one", client_msg_id="r-1")
         assert retry == {**first, "duplicate": True}
         assert joined["room_id"] == rid
+
+
+async def test_unjournaled_messages_are_refused_on_a_shared_journal(tmp_path: Path) -> None:
+    from pg_kit import fresh_database
+
+    for url in fresh_database():
+        env = {"CHAT__DATABASE__URL": url, "CHAT__CHAT__PERSIST_MESSAGES": "false"}
+        server = ServerProcess(tmp_path / "live", env)
+        with pytest.raises(RuntimeError):
+            server.start()
+        assert server.proc is not None and server.proc.returncode == 2, server.log_text()
+        assert "chat.persist_messages = false needs a SQLite journal" in server.log_text()
