@@ -5,6 +5,10 @@
 - `WindowCounter`: events per key in a sliding window (failed logins, registrations, rooms).
 - `ConnectionCounter`: concurrent sockets per client address.
 
+Nodes on one journal share the per-user limiters: with `spent` set (a dict), a limiter counts
+what it grants per key, the node tells the others (`drain_spent`), and they `charge` it to
+the same key, so a user spreading over nodes gets about one budget, not one a node.
+
 The keyed limiters hold at most `max_keys` keys, least recently used first out, and every
 call is O(1) (amortised over a key's own hits): a flood of distinct keys (logins with made-up
 names, from many addresses) can neither grow their memory nor slow the calls of real users.
@@ -41,6 +45,7 @@ class TokenBucket:
         # key -> (tokens, last refill), least recently used first.
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
         self.refused = 0  # takes refused so far (/metrics)
+        self.spent: dict[str, int] | None = None  # granted since the last drain (nodes)
 
     def take(self, key: str) -> float:
         """Take one token; 0.0 when allowed, else the seconds until a token is available."""
@@ -59,7 +64,23 @@ class TokenBucket:
             self.refused += 1
             return (1.0 - tokens) / self.rate
         buckets[key] = (tokens - 1.0, now)
+        if self.spent is not None:
+            _count(self.spent, key, self.max_keys)
         return 0.0
+
+    def charge(self, key: str, count: int) -> None:
+        """Take `count` tokens another node granted `key` (down to an empty bucket)."""
+        now = self._clock()
+        buckets = self._buckets
+        entry = buckets.get(key)
+        if entry is None:
+            tokens = self.capacity
+            if len(buckets) >= self.max_keys:
+                buckets.popitem(last=False)
+        else:
+            tokens = min(self.capacity, entry[0] + (now - entry[1]) * self.rate)
+        buckets[key] = (max(0.0, tokens - count), now)
+        buckets.move_to_end(key)
 
     def __len__(self) -> int:
         return len(self._buckets)
@@ -82,6 +103,7 @@ class WindowCounter:
         # key -> its hit times (at most `limit`), least recently hit first.
         self._hits: OrderedDict[str, deque[float]] = OrderedDict()
         self.refused = 0  # checks answered with a wait so far (/metrics)
+        self.spent: dict[str, int] | None = None  # hits since the last drain (nodes)
 
     def retry_after(self, key: str) -> int:
         """0 if `key` may act now, else whole seconds until its oldest hit leaves the window."""
@@ -102,6 +124,15 @@ class WindowCounter:
         return max(1, math.ceil(hits[0] + self.window - now))
 
     def hit(self, key: str) -> None:
+        self._record(key, 1)
+        if self.spent is not None:
+            _count(self.spent, key, self.max_keys)
+
+    def charge(self, key: str, count: int) -> None:
+        """Count `count` hits another node made for `key`."""
+        self._record(key, min(count, self.limit))
+
+    def _record(self, key: str, count: int) -> None:
         now = self._clock()
         all_hits = self._hits
         hits = all_hits.get(key)
@@ -111,7 +142,7 @@ class WindowCounter:
             hits = all_hits[key] = deque(maxlen=self.limit)
         else:
             all_hits.move_to_end(key)
-        hits.append(now)
+        hits.extend([now] * count)
 
     def undo(self, key: str) -> None:
         """Take back one hit of `key`: a hit made in advance (before a slow check, so that
@@ -151,3 +182,17 @@ class ConnectionCounter:
             self._open[address] = count
         else:
             self._open.pop(address, None)
+
+
+def _count(spent: dict[str, int], key: str, max_keys: int) -> None:
+    # Bounded as the limiter is: past max_keys keys in one drain, new ones go untold.
+    if key in spent:
+        spent[key] += 1
+    elif len(spent) < max_keys:
+        spent[key] = 1
+
+
+def drain_spent(limiter: TokenBucket | WindowCounter) -> dict[str, int]:
+    """What `limiter` granted since the last drain (for the other nodes); starts counting."""
+    spent, limiter.spent = limiter.spent or {}, {}
+    return spent

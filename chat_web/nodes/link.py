@@ -20,6 +20,7 @@ from chat_core.journal.pg_channel import Channel
 from chat_core.journal.pg_sql import JOURNAL_CHANNEL
 from chat_core.journal.port import JournalPort
 from chat_core.settings.schema import check_secret
+from chat_web.limits import drain_spent
 from chat_web.nodes import wire
 from chat_web.nodes.presence import Change, RemotePresence
 from chat_web.runtime import Runtime
@@ -27,6 +28,9 @@ from chat_web.runtime import Runtime
 log = logging.getLogger(__name__)
 
 BEAT_SECONDS = 1.0
+# How often a node tells the others what its per-user rate limiters granted: a user spread
+# over N nodes gets one budget, give or take what each node grants in this long.
+SPENDING_SECONDS = 0.1
 # A node not heard from for this long is dead: its users go offline for the others.
 NODE_TIMEOUT_SECONDS = 5.0
 
@@ -53,8 +57,19 @@ class NodeLink:
             url, (JOURNAL_CHANNEL, wire.LIVE_CHANNEL), wire.LIVE_CHANNEL, self._heard, self._joined
         )
         self._tasks: list[asyncio.Task[None]] = []
+        # The per-user limiters every node charges with the others' grants.
+        named = {
+            "messages": rt.messages,
+            "requests": rt.requests,
+            "connects": rt.connects,
+            "rooms": rt.room_creations,
+            "registrations": rt.registrations,
+        }
+        self.limiters = {name: lim for name, lim in named.items() if lim is not None}
 
     def start(self) -> None:
+        for limiter in self.limiters.values():
+            limiter.spent = {}
         hub = self.rt.hub
         hub.remote = self.remote
         hub.announce = self._announce
@@ -62,6 +77,7 @@ class NodeLink:
         self._tasks = [
             asyncio.create_task(self.channel.run(), name="node-channel"),
             asyncio.create_task(self._beat(), name="node-beat"),
+            asyncio.create_task(self._share_spending(), name="node-limits"),
         ]
 
     async def stop(self) -> None:
@@ -84,7 +100,20 @@ class NodeLink:
     # --- what this node tells ---------------------------------------------------------------
 
     def _send(self, message: wire.Message) -> None:
+        # Grants first: whoever hears this (a typing start, say) has heard them too.
+        self._flush_spending()
         self.channel.send(wire.encode(message).decode())
+
+    def _flush_spending(self) -> None:
+        for name, limiter in self.limiters.items():
+            if limiter.spent:
+                for part in wire.spent_parts(self.node, name, drain_spent(limiter)):
+                    self.channel.send(part.decode())
+
+    async def _share_spending(self) -> None:
+        while True:
+            await asyncio.sleep(SPENDING_SECONDS)
+            self._flush_spending()
 
     def _announce(self, key: str, name: str, online: bool) -> None:
         self._send(wire.Online(self.node, key, name) if online else wire.Offline(self.node, key))
@@ -135,7 +164,7 @@ class NodeLink:
         if message.node != self.node:
             self._live(message, time.monotonic())
 
-    def _live(self, message: wire.Message, now: float) -> None:
+    def _live(self, message: wire.Message, now: float) -> None:  # noqa: C901 (one case per kind: a flat match)
         remote = self.remote
         match message:
             case wire.Beat(node=node):
@@ -153,6 +182,8 @@ class NodeLink:
                 self._send_sync()
             case wire.Bye(node=node):
                 self._changed(remote.drop(node))
+            case wire.Spent(limiter=name, keys=keys):
+                self._charge(name, keys)
             case wire.TypingNote(node=node, key=key, name=name, room=room, on=on):
                 remote.heard(node, now)
                 typing = self.rt.hub.typing
@@ -160,6 +191,12 @@ class NodeLink:
                     typing.start(key, name, room, local=False)
                 else:
                     typing.stop(key, room)
+
+    def _charge(self, name: str, keys: list[tuple[str, int]]) -> None:
+        limiter = self.limiters.get(name)
+        if limiter is not None:
+            for key, count in keys:
+                limiter.charge(key, count)
 
     def _changed(self, changes: list[Change]) -> None:
         if changes:

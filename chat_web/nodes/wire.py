@@ -7,6 +7,9 @@ in several `Sync` parts).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 import msgspec
 
 LIVE_CHANNEL = "chat_live"
@@ -63,26 +66,46 @@ class TypingNote(msgspec.Struct, tag="typing", array_like=True, frozen=True):
     on: bool
 
 
-Message = Online | Offline | Beat | Hello | Sync | Bye | TypingNote
+class Spent(msgspec.Struct, tag="spent", array_like=True, frozen=True):
+    """What one of `node`'s per-user rate limiters granted lately: (key, count) pairs."""
+
+    node: str
+    limiter: str
+    keys: list[tuple[str, int]]
+
+
+Message = Online | Offline | Beat | Hello | Sync | Bye | TypingNote | Spent
 
 encode = msgspec.json.Encoder().encode
 decode = msgspec.json.Decoder(Message).decode
 
-# Bytes of one Sync part's users at most (the rest of the message is well under 100 bytes).
-SYNC_PART_BYTES = 7_000
+# Bytes of one part's pairs at most (the rest of the message is well under 100 bytes).
+PART_BYTES = 7_000
 
 
 def sync_parts(node: str, users: list[tuple[str, str]]) -> list[bytes]:
     """`users` as encoded Sync messages, each under PostgreSQL's payload limit."""
+    return _parts(users, lambda part, last: Sync(node, part, last))
+
+
+def spent_parts(node: str, limiter: str, spent: dict[str, int]) -> list[bytes]:
+    """A limiter's grants as encoded Spent messages, each under the payload limit."""
+    return _parts(list(spent.items()), lambda part, _: Spent(node, limiter, part))
+
+
+_Pair = TypeVar("_Pair", tuple[str, str], tuple[str, int])
+
+
+def _parts(items: list[_Pair], build: Callable[[list[_Pair], bool], msgspec.Struct]) -> list[bytes]:
     parts: list[bytes] = []
-    part: list[tuple[str, str]] = []
+    part: list[_Pair] = []
     size = 0
-    for key, name in users:
-        cost = len(key.encode()) + len(name.encode()) + 8
-        if part and size + cost > SYNC_PART_BYTES:
-            parts.append(encode(Sync(node, part, last=False)))
+    for item in items:
+        cost = sum(len(str(x).encode()) for x in item) + 8
+        if part and size + cost > PART_BYTES:
+            parts.append(encode(build(part, False)))
             part, size = [], 0
-        part.append((key, name))
+        part.append(item)
         size += cost
-    parts.append(encode(Sync(node, part, last=True)))
+    parts.append(encode(build(part, True)))
     return parts

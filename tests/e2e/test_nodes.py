@@ -192,3 +192,36 @@ async def test_unjournaled_messages_are_refused_on_a_shared_journal(tmp_path: Pa
             server.start()
         assert server.proc is not None and server.proc.returncode == 2, server.log_text()
         assert "chat.persist_messages = false needs a SQLite journal" in server.log_text()
+
+
+async def test_a_users_message_budget_holds_across_nodes(tmp_path: Path) -> None:
+    from pg_kit import fresh_database
+
+    for url in fresh_database():
+        env = {**GENEROUS_LIMITS, "CHAT__DATABASE__URL": url}
+        env["CHAT__RATE_LIMIT__MESSAGES_PER_MINUTE"] = "10"
+        pair = [ServerProcess(tmp_path / f"limit{i}", env) for i in range(2)]
+        start_at_once(pair)
+        try:
+            async with harnesses(pair) as (a, b):
+                room = unique("Budget")
+                user, watcher = await a.new_user("spender"), await b.new_user("watch")
+                on_a, on_b, watching = (
+                    await a.connect(user),
+                    await b.connect(user),
+                    await b.connect(watcher),
+                )
+                for client in (on_a, watching):
+                    await client.call("join_room", room_name=room)
+                rid = room.lower()
+                for i in range(10):
+                    await on_a.call("send_message", room_id=rid, text=f"a{i}")
+                # Node a tells its grants before anything it relays later: once b's watcher
+                # sees the typing that followed the sends, b knows the budget is spent.
+                await on_a.call("start_typing", room_id=rid)
+                await watching.params_of("user_started_typing", username=user.username)
+                refused = await on_b.error_of("send_message", room_id=rid, text="b0")
+                assert refused.code == -32029, refused
+        finally:
+            for node in pair:
+                _stop_and_check(node)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from chat_web.limits import ConnectionCounter, TokenBucket, WindowCounter
+from chat_web.limits import ConnectionCounter, TokenBucket, WindowCounter, drain_spent
 
 
 class FakeClock:
@@ -75,3 +75,37 @@ def test_connection_counter_frees_a_slot_on_release() -> None:
     assert counter.try_acquire("b")
     counter.release("a")
     assert counter.try_acquire("a")
+
+
+def test_nodes_share_a_users_budget_through_spent_and_charge() -> None:
+    clock = FakeClock()
+    here, there = TokenBucket(10, 60.0, clock), TokenBucket(10, 60.0, clock)
+    here.spent = there.spent = {}
+    assert all(here.take("alice") == 0.0 for _ in range(7))
+    assert here.take("bob") == 0.0
+    told = drain_spent(here)
+    assert told == {"alice": 7, "bob": 1}
+    assert drain_spent(here) == {}  # counted once
+    for key, count in told.items():
+        there.charge(key, count)
+    # alice has 3 tokens left on the other node, and none once those are taken.
+    assert all(there.take("alice") == 0.0 for _ in range(3))
+    assert there.take("alice") > 0
+    # A charge never leaves a bucket below empty: the refill comes back as usual.
+    there.charge("alice", 50)
+    clock.now += 6.0
+    assert there.take("alice") == 0.0
+    # Window counters too (rooms per hour, registrations).
+    rooms_here, rooms_there = WindowCounter(3, 3600.0, clock), WindowCounter(3, 3600.0, clock)
+    rooms_here.spent = {}
+    for _ in range(3):
+        rooms_here.hit("carol")
+    for key, count in drain_spent(rooms_here).items():
+        rooms_there.charge(key, count)
+    assert rooms_there.retry_after("carol") > 0
+
+
+def test_a_limiter_without_nodes_counts_no_spending() -> None:
+    bucket = TokenBucket(10, 60.0, FakeClock())
+    bucket.take("alice")
+    assert bucket.spent is None
