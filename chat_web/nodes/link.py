@@ -1,11 +1,13 @@
-"""A node's link to the others: it follows the journal and shares presence and typing.
+"""A node's link to the others: it follows the journal and shares presence, typing and rate
+limits.
 
 Nodes share nothing but the PostgreSQL journal. Every append notifies the journal's head on
 `pg_sql.JOURNAL_CHANNEL` (in the same statement); a node that hears it lets its processor catch
 up, which folds and delivers the others' events in seq order. Delivery never depends on a
 notification: every `BEAT_SECONDS` the node also reads the head itself. Presence and typing
 go over `wire.LIVE_CHANNEL`: each node tells its own changes, beats, and answers a `Hello`
-with its whole list, and a node silent for `NODE_TIMEOUT_SECONDS` is dead for the others.
+with its whole list, and a node silent for `NODE_TIMEOUT_SECONDS` is dead for the others. So
+do the grants of its per-user rate limiters, which the others charge to the same users.
 """
 
 from __future__ import annotations

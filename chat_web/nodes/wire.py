@@ -1,4 +1,5 @@
-"""What nodes tell each other on the live channel: presence and typing, never journaled.
+"""What nodes tell each other on the live channel: presence, typing and what their rate
+limiters granted; never journaled.
 
 Each message is a msgspec array tagged by kind and names the node that sent it, so a node
 ignores its own. Payloads stay under PostgreSQL's 8,000-byte limit (a node's users are sent
