@@ -96,13 +96,6 @@ class RemotePresence:
             changes += self.drop(node)
         return changes
 
-    def clear(self) -> list[Change]:
-        """Forget every node (this node lost the channel and will hear them again)."""
-        changes: list[Change] = []
-        for node in list(self._nodes):
-            changes += self.drop(node)
-        return changes
-
     def _gained(self, key: str, name: str) -> list[Change]:
         count = self._holders.get(key, 0)
         self._holders[key] = count + 1
