@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import itertools
 import random
+import time
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -92,6 +93,8 @@ class Status:
     state: Literal["connected", "reconnecting", "resumed"]
     detail: str = ""
     info: n.ConnectionEstablished | None = None  # connection_established params
+    retry_at: float | None = None  # reconnecting: when the next try starts (time.monotonic)
+    why: str = ""  # reconnecting after a failed try: what went wrong
 
 
 @dataclass(frozen=True)
@@ -194,6 +197,15 @@ class Session:
     @property
     def ended(self) -> SessionEnded | None:
         return self._ended
+
+    @property
+    def connected(self) -> bool:
+        return self._ended is None and self._connected.is_set()
+
+    async def wait_connected(self) -> bool:
+        """Wait for a connection; False when the session is over instead."""
+        await self._connected.wait()
+        return self._ended is None
 
     # -- calls -----------------------------------------------------------------------------
 
@@ -303,14 +315,17 @@ class Session:
             if error is not None or not self._reconnect:
                 self._finish(error or SessionEnded("closed", "the server closed the connection"))
                 return
+            why = ""
             while True:
                 delay = backoff_delay(attempt)
                 attempt += 1
-                await self._emit(Status("reconnecting", f"{delay:.1f}"))
+                retry_at = time.monotonic() + delay
+                await self._emit(Status("reconnecting", f"{delay:.1f}", retry_at=retry_at, why=why))
                 await asyncio.sleep(delay)
                 try:
                     ws, info = await self._open(since=self.last_seq)
-                except _Retry:
+                except _Retry as failed:
+                    why = str(failed)
                     continue
                 except SessionEnded as ended:
                     self._finish(ended)

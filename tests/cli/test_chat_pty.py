@@ -345,6 +345,40 @@ def test_reconnect_resumes_without_loss_or_repeat(tmp_path: Path) -> None:
         second.stop()
 
 
+def test_a_message_typed_while_disconnected_is_queued_and_sent_once_after_the_resume(
+    tmp_path: Path,
+) -> None:
+    data, first, bob_env, alice, transcript = _alice_in_lobby(tmp_path)
+    port = first.port
+    first.stop()
+    alice.expect("connection lost; reconnecting")
+    alice.sendline("typed while away")
+    alice.expect(re.escape("queued until reconnected (1 message waiting)"))
+    alice.sendline("and a second one")
+    alice.expect(re.escape("queued until reconnected (2 messages waiting)"))
+    # A dumb terminal has no status line: each try says when the next one is.
+    alice.expect(r"still disconnected \(cannot reach .*\); next try in \d+\.\d s")
+    second = Server(data, port=port)
+    try:
+        alice.expect("reconnected; sending 2 queued messages", timeout=60)
+        alice.expect("<alice> typed while away")
+        alice.expect("<alice> and a second one")
+        # Another client sees each once, in the order typed (the recent history on join).
+        bob, bob_screen = chat_in_room(bob_env, "lobby")
+        bob.expect("<alice> and a second one")
+        bob.sendline("/quit")
+        assert wait_exit(bob) == 0
+        alice.sendline("/quit")
+        assert wait_exit(alice) == 0
+        seen = bob_screen.getvalue()
+        assert seen.count("<alice> typed while away") == 1, seen
+        assert seen.count("<alice> and a second one") == 1, seen
+        assert seen.index("typed while away") < seen.index("and a second one")
+        assert transcript.getvalue().count("<alice> typed while away") == 1
+    finally:
+        second.stop()
+
+
 def test_too_much_missed_while_away_refetches_the_rooms(tmp_path: Path) -> None:
     """More events than `chat.max_resume_events` while away: `resync_required`, and the client
     joins its rooms again, which shows their recent history."""
