@@ -122,6 +122,7 @@ class LinkStatus:
         self.reconnecting = False
         self._retry_at: float | None = None  # while reconnecting: the next try (monotonic)
         self._ticker: asyncio.Task[None] | None = None
+        self._server = ""  # the URL connected to last
 
     def update(self, status: Status, queued: int) -> None:
         if status.state == "reconnecting":
@@ -140,8 +141,11 @@ class LinkStatus:
         elif status.state == "resumed":
             self.reconnecting = False
             self._retry_at = None
+            moved = f" to {status.detail}" if status.detail != self._server else ""
             sending = f"; sending {ui.plural(queued, 'queued message')}" if queued else ""
-            self.show(ui.info(f"reconnected{sending}; missed messages follow"))
+            self.show(ui.info(f"reconnected{moved}{sending}; missed messages follow"))
+        if status.state != "reconnecting":
+            self._server = status.detail
 
     def note(self, queued: int) -> str:
         """The status line's part about the connection ("" while connected)."""
