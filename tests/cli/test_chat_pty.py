@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pty_kit import (
     CHAT_CLI,
+    TIMEOUT,
     Server,
     alice_in_lobby,
     chat_in_room,
@@ -245,6 +246,50 @@ def test_a_message_typed_while_disconnected_is_queued_and_sent_once_after_the_re
         assert seen.count("<alice> and a second one") == 1, seen
         assert seen.index("typed while away") < seen.index("and a second one")
         assert transcript.getvalue().count("<alice> typed while away") == 1
+    finally:
+        second.stop()
+
+
+def test_the_status_line_counts_down_to_the_next_try_in_a_real_terminal(tmp_path: Path) -> None:
+    """In a terminal that can draw it (one that answers the cursor position request
+    prompt-toolkit sends before drawing the bottom toolbar), the status line counts down."""
+    data = tmp_path / "data"
+    data.mkdir()
+    first = Server(data)
+    env = dict(client_env(first, tmp_path / "alice"), TERM="xterm-256color")
+    login(env, "alice", "alice123")
+    alice = spawn_chat(env)
+
+    def expect(pattern: str, timeout: float = TIMEOUT) -> None:
+        while alice.expect([re.escape("\x1b[6n"), pattern], timeout=timeout) == 0:
+            alice.send("\x1b[10;1R")  # the cursor's position: row 10, column 1
+
+    expect("connected")
+    alice.sendline("/join lobby")
+    expect(r"#lobby: \d+ users?:")
+    port = first.port
+    first.stop()
+    expect("connection lost; reconnecting")
+    alice.sendline("typed in the dark")
+    expect(re.escape("queued until reconnected (1 message waiting)"))
+    # The status line is drawn whole after a line is printed above it (else only the cells
+    # that changed): print some (/help) until it is drawn while counting down, not while a try
+    # is under way ("reconnecting...", the first tries come quickly).
+    for _ in range(40):
+        alice.sendline("/help")
+        expect("/quit")
+        drawn = r"(disconnected: next try in \d+ s|reconnecting\.\.\.); 1 message queued"
+        expect(drawn)
+        if alice.match.group(1).startswith("disconnected"):
+            break
+    else:
+        raise AssertionError("the status line never counted down")
+    second = Server(data, port=port)
+    try:
+        expect("reconnected; sending 1 queued message", timeout=60)
+        expect("<alice>.*typed in the dark")
+        alice.sendline("/quit")
+        assert wait_exit(alice) == 0
     finally:
         second.stop()
 
