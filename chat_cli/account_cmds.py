@@ -16,7 +16,12 @@ from chat_core.protocol import results as r
 
 admin_app = typer.Typer(help="Account actions of an admin.", no_args_is_help=True)
 
-Server = Annotated[str | None, typer.Option("--server", help="Server base URL.")]
+Server = Annotated[
+    str | None,
+    typer.Option(
+        "--server", help="Server base URL; several, comma-separated, are one chat's nodes."
+    ),
+]
 Username = Annotated[str | None, typer.Option("--username", "-u", help="Act as this saved login.")]
 Target = Annotated[str, typer.Argument(help="The user acted on.")]
 
@@ -28,23 +33,15 @@ def _fail(message: str, code: int = 1) -> NoReturn:
 
 def password(server: Server = None, username: Username = None) -> None:
     """Change your password; every other session of yours is signed out."""
-    url = config_store.resolve_server(server)
+    urls = config_store.resolve_servers(server)
     try:
-        credential = auth.saved_token(url, username)
+        credential = auth.saved_token(urls, username)
         old = auth.read_password(from_stdin=False, confirm=False)
         typer.echo("new password:")
         new = auth.read_password(from_stdin=False, confirm=True)
         auth.check_new_password(new)
-        result = api.change_password(url, credential.token, old, new)
-        config_store.save(
-            config_store.Credential(
-                server=url,
-                username=result.username,
-                token=result.token,
-                expires_at=result.expires_at,
-                role=result.role,
-            )
-        )
+        result = api.change_password(urls, credential.token, old, new)
+        auth.save_token(urls, result)
     except auth.AuthError as exc:
         _fail(exc.message, exc.code)
     except api.ApiError as exc:
@@ -54,14 +51,16 @@ def password(server: Server = None, username: Username = None) -> None:
     typer.echo(f"password changed for {result.username}; other sessions signed out")
 
 
-def _call(url: str, username: str | None, params: p.Params, kind: type[msgspec.Struct]) -> None:
+def _call(
+    urls: list[str], username: str | None, params: p.Params, kind: type[msgspec.Struct]
+) -> None:
     try:
-        token = auth.saved_token(url, username).token
+        token = auth.saved_token(urls, username).token
     except auth.AuthError as exc:
         _fail(exc.message, exc.code)
 
     async def go() -> msgspec.Struct:
-        session = Session(url, token, reconnect=False)
+        session = Session(urls, token, reconnect=False)
         try:
             await session.start()
             return await session.call(params, kind)
@@ -79,36 +78,36 @@ def _call(url: str, username: str | None, params: p.Params, kind: type[msgspec.S
 @admin_app.command("reset-password")
 def reset_password(target: Target, server: Server = None, username: Username = None) -> None:
     """Set a user's password (prompted); their sessions are signed out."""
-    url = config_store.resolve_server(server)
+    urls = config_store.resolve_servers(server)
     try:
         new = auth.read_password(from_stdin=False, confirm=True)
         auth.check_new_password(new)
     except auth.AuthError as exc:
         _fail(exc.message, exc.code)
     params = p.ResetPasswordParams(target_username=target, new_password=new)
-    _call(url, username, params, r.ResetPasswordResult)
+    _call(urls, username, params, r.ResetPasswordResult)
     typer.echo(f"password of {target} reset; their sessions are signed out")
 
 
 @admin_app.command("disable")
 def disable(target: Target, server: Server = None, username: Username = None) -> None:
     """Disable an account: no login, its sessions signed out."""
-    url = config_store.resolve_server(server)
-    _call(url, username, p.DisableAccountParams(target_username=target), r.AccountStatusResult)
+    urls = config_store.resolve_servers(server)
+    _call(urls, username, p.DisableAccountParams(target_username=target), r.AccountStatusResult)
     typer.echo(f"{target} disabled")
 
 
 @admin_app.command("enable")
 def enable(target: Target, server: Server = None, username: Username = None) -> None:
     """Re-enable a disabled account (its old password works again)."""
-    url = config_store.resolve_server(server)
-    _call(url, username, p.EnableAccountParams(target_username=target), r.AccountStatusResult)
+    urls = config_store.resolve_servers(server)
+    _call(urls, username, p.EnableAccountParams(target_username=target), r.AccountStatusResult)
     typer.echo(f"{target} enabled")
 
 
 @admin_app.command("revoke-tokens")
 def revoke_tokens(target: Target, server: Server = None, username: Username = None) -> None:
     """Sign a user out everywhere (they may log in again)."""
-    url = config_store.resolve_server(server)
-    _call(url, username, p.RevokeTokensParams(target_username=target), r.RevokeTokensResult)
+    urls = config_store.resolve_servers(server)
+    _call(urls, username, p.RevokeTokensParams(target_username=target), r.RevokeTokensResult)
     typer.echo(f"every session of {target} signed out")

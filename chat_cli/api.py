@@ -2,10 +2,13 @@
 
 Every failure becomes an `ApiError` with one sentence for the user and the server's
 `reason` tag, so the commands print one line and pick an exit code without parsing text.
+Each call takes one server URL or several (the nodes of one chat): a URL that cannot be
+connected to is passed over for the next; a request that reached a server is never repeated.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, TypeVar
 
 import httpx
@@ -14,6 +17,7 @@ import msgspec
 _T = TypeVar("_T")
 
 TIMEOUT = httpx.Timeout(15.0, connect=5.0)
+Servers = str | Sequence[str]
 
 
 class ApiError(Exception):
@@ -48,7 +52,26 @@ _FRIENDLY = {
 
 
 def _post(
-    server: str, path: str, body: dict[str, Any] | None, token: str | None = None
+    servers: Servers, path: str, body: dict[str, Any] | None, token: str | None = None
+) -> httpx.Response:
+    """POST to the first of `servers` that accepts a connection."""
+    urls = [servers] if isinstance(servers, str) else list(servers)
+    for url in urls[:-1]:
+        try:
+            return _post_one(url, path, body, token)
+        except ApiError as exc:
+            if not isinstance(exc.__cause__, httpx.ConnectError | httpx.ConnectTimeout):
+                raise  # it may have reached the server: not repeated elsewhere
+    try:
+        return _post_one(urls[-1], path, body, token)
+    except ApiError as exc:
+        if len(urls) > 1 and isinstance(exc.__cause__, httpx.ConnectError | httpx.ConnectTimeout):
+            raise ApiError(f"cannot reach any of {', '.join(urls)}", "unreachable") from exc
+        raise
+
+
+def _post_one(
+    server: str, path: str, body: dict[str, Any] | None, token: str | None
 ) -> httpx.Response:
     headers = {"Authorization": f"Bearer {token}"} if token else None
     try:
@@ -89,7 +112,7 @@ def _decode(response: httpx.Response, kind: type[_T]) -> _T:
 
 
 def register(
-    server: str, username: str, password: str, display_name: str | None = None
+    server: Servers, username: str, password: str, display_name: str | None = None
 ) -> Registered:
     """Create an account (201), or raise ApiError."""
     body: dict[str, Any] = {"username": username, "password": password}
@@ -101,7 +124,7 @@ def register(
     return _decode(response, Registered)
 
 
-def login(server: str, username: str, password: str) -> LoginResult:
+def login(server: Servers, username: str, password: str) -> LoginResult:
     """A session token (200), or raise ApiError."""
     response = _post(server, "/auth/login", {"username": username, "password": password})
     if response.status_code != 200:
@@ -109,7 +132,7 @@ def login(server: str, username: str, password: str) -> LoginResult:
     return _decode(response, LoginResult)
 
 
-def change_password(server: str, token: str, old: str, new: str) -> LoginResult:
+def change_password(server: Servers, token: str, old: str, new: str) -> LoginResult:
     """Change one's own password (200: a fresh token; older ones are revoked), or ApiError."""
     body = {"old_password": old, "new_password": new}
     response = _post(server, "/auth/password", body, token)
@@ -118,7 +141,7 @@ def change_password(server: str, token: str, old: str, new: str) -> LoginResult:
     return _decode(response, LoginResult)
 
 
-def logout(server: str, token: str) -> None:
+def logout(server: Servers, token: str) -> None:
     """Revoke `token` on the server, or raise ApiError."""
     response = _post(server, "/auth/logout", None, token)
     if response.status_code != 200:

@@ -6,7 +6,6 @@ expired session the same way, naming the command to run next.
 
 from __future__ import annotations
 
-import os
 import sys
 
 import typer
@@ -25,13 +24,13 @@ class AuthError(Exception):
         self.code = code
 
 
-def login_hint(server: str, username: str | None = None) -> str:
-    """The command that gets a new token for `server`."""
+def login_hint(servers: str | list[str], username: str | None = None) -> str:
+    """The command that gets a new token for `servers`."""
+    servers = [servers] if isinstance(servers, str) else servers
     user = username or "NAME"
-    default = server == config_store.normalize_server(
-        os.environ.get("CHAT_SERVER_URL") or config_store.DEFAULT_SERVER
-    )
-    return f"chat-cli login --username {user}" + ("" if default else f" --server {server}")
+    default = servers == config_store.resolve_servers(None)
+    where = "" if default else f" --server {config_store.shown(servers)}"
+    return f"chat-cli login --username {user}{where}"
 
 
 def check_username(username: str) -> None:
@@ -61,24 +60,35 @@ def check_new_password(password: str) -> None:
         )
 
 
-def login(server: str, username: str, password: str) -> config_store.Saved:
-    """Log in and save the token (that user's; other users' sessions stay); raises AuthError
-    with one line on refusal."""
+def login(servers: list[str], username: str, password: str) -> config_store.Saved:
+    """Log in on the first of `servers` that answers and save the token under each of them
+    (that user's; other users' sessions stay); raises AuthError with one line on refusal."""
     try:
-        result = api.login(server, username, password)
+        result = api.login(servers, username, password)
     except api.ApiError as exc:
         raise AuthError(f"login refused: {exc.message}" if exc.status else exc.message) from exc
-    credential = Credential(
-        server=server,
-        username=result.username,
-        token=result.token,
-        expires_at=result.expires_at,
-        role=result.role,
-    )
+    return save_token(servers, result)
+
+
+def save_token(servers: list[str], result: api.LoginResult) -> config_store.Saved:
+    """Save a token under each of `servers` (the nodes share one token secret); what the
+    first one's save replaced."""
     try:
-        return config_store.save(credential)
+        saves = [
+            config_store.save(
+                Credential(
+                    server=url,
+                    username=result.username,
+                    token=result.token,
+                    expires_at=result.expires_at,
+                    role=result.role,
+                )
+            )
+            for url in servers
+        ]
     except config_store.StoreError as exc:
         raise AuthError(str(exc)) from exc
+    return saves[0]
 
 
 def replaced_note(saved: config_store.Saved) -> str:
@@ -95,9 +105,21 @@ def replaced_note(saved: config_store.Saved) -> str:
     return f"{name} is the default user"
 
 
-def saved_token(server: str, username: str | None) -> Credential:
-    """The saved, unexpired token for `username` (else the server's default user), or
-    AuthError naming the command to run."""
+def saved_token(servers: str | list[str], username: str | None) -> Credential:
+    """The saved, unexpired token for `username` (else the server's default user) under the
+    first of `servers` that has one, or AuthError (the first server's) naming the command to
+    run."""
+    servers = [servers] if isinstance(servers, str) else servers
+    errors: list[AuthError] = []
+    for server in servers:
+        try:
+            return _saved_token(server, servers, username)
+        except AuthError as exc:
+            errors.append(exc)
+    raise errors[0]
+
+
+def _saved_token(server: str, servers: list[str], username: str | None) -> Credential:
     try:
         credential = config_store.load(server, username)
         others = config_store.users(server) if credential is None else []
@@ -107,16 +129,15 @@ def saved_token(server: str, username: str | None) -> Credential:
         if username is not None and others:
             raise AuthError(
                 f"no saved session for {username} on {server} (saved: {', '.join(others)});"
-                f" run `{login_hint(server, username)}`"
+                f" run `{login_hint(servers, username)}`"
             )
         if others:
             raise AuthError(
                 f"several saved sessions on {server} ({', '.join(others)}); pick one with"
                 " --username"
             )
-        raise AuthError(f"not logged in to {server}; run `{login_hint(server, username)}`")
+        raise AuthError(f"not logged in to {server}; run `{login_hint(servers, username)}`")
     if credential.expired():
-        raise AuthError(
-            f"your session on {server} has expired; run `{login_hint(server, credential.username)}`"
-        )
+        hint = login_hint(servers, credential.username)
+        raise AuthError(f"your session on {server} has expired; run `{hint}`")
     return credential

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-import uuid
 from collections import OrderedDict
 from typing import Any
 
@@ -23,6 +22,7 @@ from rich.text import Text
 
 from chat_cli import commands as cmd
 from chat_cli import ui
+from chat_cli.offline import LinkStatus, Outbox, rpc_text
 from chat_cli.prompt import InputLine
 from chat_cli.session import ConnectionLost, Ended, Notice, RpcError, Session, SessionEnded, Status
 from chat_cli.visible import visible, visible_text
@@ -54,11 +54,16 @@ class Chat:
         self._typing_sent = 0.0
         self._tasks: set[asyncio.Task[Any]] = set()
         self._input: InputLine | None = None
-        self._reconnecting = False
+        self.outbox = Outbox(session, self.show)
+        self.link = LinkStatus(self.show, self._redraw)
         self._leaving: set[str] = set()  # rooms our own /leave is leaving
         self.exit_code = 0
 
     # -- output ----------------------------------------------------------------------------
+
+    def _redraw(self) -> None:
+        if self._input is not None:
+            self._input.redraw()
 
     def show(self, line: Text | str) -> None:
         # `ui` builds lines from visible strings already; this guards any other path.
@@ -136,7 +141,7 @@ class Chat:
             try:
                 await self.run(parsed)
             except RpcError as exc:
-                self.show(ui.error(_rpc_text(exc)))
+                self.show(ui.error(rpc_text(exc)))
             except ConnectionLost as exc:
                 self.show(ui.error(str(exc)))
             except SessionEnded:
@@ -164,14 +169,17 @@ class Chat:
             self.show(ui.hint("you are in no room: /join <room> first"))
             return
         self._typing_sent = 0.0  # the server ends our typing state on send
-        try:
-            # The client_msg_id makes a re-send after a reconnect safe: no double message.
-            params = p.SendMessageParams(room_id=room_id, text=text, client_msg_id=uuid.uuid4().hex)
-            await self.session.call(params, r.SendMessageResult)
-        except RpcError as exc:
-            self.show(ui.error(f"not sent: {_rpc_text(exc)}"))
-        except (ConnectionLost, SessionEnded) as exc:
-            self.show(ui.error(f"not sent: {exc}"))
+        refused = self.outbox.refusal(text)
+        if refused is not None:
+            # Refused aloud, and the line goes back into the input: nothing typed is lost.
+            self.show(ui.error(f"not sent, not queued: {refused}; try again once reconnected"))
+            if self._input is not None:
+                self._input.restore(text)
+            return
+        self.outbox.put(room_id, text)
+        if not self.session.connected:
+            waiting = ui.plural(len(self.outbox), "message")
+            self.show(ui.hint(f"queued until reconnected ({waiting} waiting)"))
 
     # -- commands --------------------------------------------------------------------------
 
@@ -326,15 +334,11 @@ class Chat:
                 self._input.redraw()  # the room or the typists may have changed
 
     def _status(self, status: Status) -> None:
-        if status.state == "reconnecting":
-            if not self._reconnecting:
-                self.show(
-                    ui.error(f"connection lost; reconnecting (next try in {status.detail} s)")
-                )
-            self._reconnecting = True
-        elif status.state == "resumed":
-            self._reconnecting = False
-            self.show(ui.info("reconnected; missed messages follow"))
+        self.link.update(status, len(self.outbox))
+
+    def connection_note(self) -> str:
+        """The status line's part about the connection ("" while connected)."""
+        return self.link.note(len(self.outbox))
 
     def _end(self, error: SessionEnded) -> None:
         self.exit_code = EXIT_FOR_END.get(error.kind, 1)
@@ -456,7 +460,9 @@ class Chat:
             for task in done:
                 with contextlib.suppress(asyncio.CancelledError):
                     task.result()
+            await self.outbox.close()
             await self.session.close()
+            self.link.close()
             for task in list(self._tasks):
                 task.cancel()
         return self.exit_code
@@ -464,9 +470,3 @@ class Chat:
 
 def _why(reason: str | None) -> str:
     return f": {reason}" if reason else ""
-
-
-def _rpc_text(exc: RpcError) -> str:
-    if exc.reason == "rate_limited" and "retry_after_ms" in exc.data:
-        return f"slow down: try again in {int(exc.data['retry_after_ms']) / 1000:.1f} s"
-    return exc.message

@@ -5,6 +5,10 @@ honours XDG_CONFIG_HOME), readable by the user alone (mode 0600, directory 0700)
 keyed by server URL and username, so a token issued by one server is never sent to another,
 and logging in as bob keeps alice's session. Each server has a default user (the last one to
 log in), used when a command names none (`--username` picks another).
+
+Several URLs given together (`--server A,B`) name the nodes of one chat, which share one
+token secret: a login saves its token under each of them, and a command given the set uses a
+token saved under any of them (the first, in the order given, that has one), on all of them.
 """
 
 from __future__ import annotations
@@ -66,9 +70,18 @@ def normalize_server(url: str) -> str:
     return url.rstrip("/")
 
 
-def resolve_server(option: str | None) -> str:
-    """`--server`, else CHAT_SERVER_URL, else the default (docs/protocol.md section 6)."""
-    return normalize_server(option or os.environ.get("CHAT_SERVER_URL") or DEFAULT_SERVER)
+def resolve_servers(option: str | None) -> list[str]:
+    """`--server`, else CHAT_SERVER_URL, else the default (docs/protocol.md section 6): one
+    URL, or several separated by commas (the nodes of one chat, tried in that order)."""
+    given = option or os.environ.get("CHAT_SERVER_URL") or DEFAULT_SERVER
+    urls = [normalize_server(part) for part in given.split(",") if part.strip()]
+    # Each once, in the order given.
+    return list(dict.fromkeys(urls)) or [DEFAULT_SERVER]
+
+
+def shown(servers: list[str]) -> str:
+    """Servers as the user wrote them: `--server` takes this back."""
+    return ",".join(servers)
 
 
 def config_dir() -> Path:

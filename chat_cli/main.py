@@ -146,7 +146,10 @@ def replay(
 ServerOption = Annotated[
     str | None,
     typer.Option(
-        "--server", help="Server base URL (else CHAT_SERVER_URL, else http://127.0.0.1:3000)."
+        "--server",
+        help="Server base URL (else CHAT_SERVER_URL, else http://127.0.0.1:3000); several,"
+        " comma-separated, are the nodes of one chat: each is tried in turn while one is down,"
+        " and a token saved for one serves them all.",
     ),
 ]
 PasswordStdin = Annotated[
@@ -166,17 +169,17 @@ def register(
     """Create an account, then log in with it and save the token."""
     from chat_cli import api, auth, config_store
 
-    url = config_store.resolve_server(server)
+    urls = config_store.resolve_servers(server)
     try:
         auth.check_username(username)
         password = auth.read_password(from_stdin=password_stdin, confirm=True)
         auth.check_new_password(password)
         try:
-            created = api.register(url, username, password, display_name)
+            created = api.register(urls, username, password, display_name)
         except api.ApiError as exc:
             fail(f"registration refused: {exc.message}" if exc.status else exc.message)
-        say(f"registered {created.username} on {url}")
-        credential = auth.login(url, username, password).credential
+        say(f"registered {created.username} on {config_store.shown(urls)}")
+        credential = auth.login(urls, username, password).credential
     except auth.AuthError as exc:
         fail(exc.message, exc.code)
     say(f"logged in as {credential.username} ({credential.role}); token saved")
@@ -191,17 +194,17 @@ def login(
     """Log in and save the token for later commands (until it expires)."""
     from chat_cli import auth, config_store
 
-    url = config_store.resolve_server(server)
+    urls = config_store.resolve_servers(server)
     try:
         auth.check_username(username)
         password = auth.read_password(from_stdin=password_stdin, confirm=False)
-        saved = auth.login(url, username, password)
+        saved = auth.login(urls, username, password)
     except auth.AuthError as exc:
         fail(exc.message, exc.code)
     credential = saved.credential
     say(
-        f"logged in to {url} as {credential.username} ({credential.role}); token saved;"
-        f" {auth.replaced_note(saved)}"
+        f"logged in to {config_store.shown(urls)} as {credential.username} ({credential.role});"
+        f" token saved; {auth.replaced_note(saved)}"
     )
 
 
@@ -216,23 +219,25 @@ def logout(
     """Revoke and forget a saved token for the server (other users' stay)."""
     from chat_cli import config_store
 
-    url = config_store.resolve_server(server)
+    urls = config_store.resolve_servers(server)
+    where = config_store.shown(urls)
     from chat_cli import api
 
     try:
-        saved = config_store.load(url, username)
+        saved = next(filter(None, (config_store.load(url, username) for url in urls)), None)
         if saved is not None and not saved.expired():
             # Revoked on the server first; an unreachable server still forgets it here.
             with contextlib.suppress(api.ApiError):
-                api.logout(url, saved.token)
-        removed = config_store.remove(url, username)
+                api.logout(urls, saved.token)
+        removed = [config_store.remove(url, username) for url in urls]
     except config_store.StoreError as exc:
         fail(str(exc))
-    if removed is None:
+    gone = next(filter(None, removed), None)
+    if gone is None:
         who = f" as {username}" if username else ""
-        say(f"not logged in to {url}{who}")
+        say(f"not logged in to {where}{who}")
     else:
-        say(f"logged out {removed.username} from {url}")
+        say(f"logged out {gone.username} from {where}")
 
 
 TokenOption = Annotated[
@@ -241,14 +246,14 @@ TokenOption = Annotated[
 ]
 
 
-def _token(server: str, token: str | None, username: str | None = None) -> str:
+def _token(servers: list[str], token: str | None, username: str | None = None) -> str:
     """--token / CHAT_TOKEN, else the saved unexpired token for the server."""
     from chat_cli import auth
 
     if token:
         return token
     try:
-        return auth.saved_token(server, username).token
+        return auth.saved_token(servers, username).token
     except auth.AuthError as exc:
         fail(exc.message, exc.code)
 
@@ -264,11 +269,11 @@ def send(
     from chat_cli import config_store
     from chat_cli.send import send as send_message
 
-    url = config_store.resolve_server(server)
-    secret = _token(url, token)
+    urls = config_store.resolve_servers(server)
+    secret = _token(urls, token)
 
     async def go() -> int:
-        code, line = await send_message(url, secret, room, text)
+        code, line = await send_message(urls, secret, room, text)
         if code == 0:
             say(line)
         else:
@@ -291,20 +296,20 @@ def chat(
     from chat_cli.chat import Chat
     from chat_cli.session import Session, SessionEnded
 
-    url = config_store.resolve_server(server)
+    urls = config_store.resolve_servers(server)
     given = token
     for attempt in range(2):
         if given:
             secret = given
         else:
             try:
-                secret = auth.saved_token(url, username).token
+                secret = auth.saved_token(urls, username).token
             except auth.AuthError as exc:
                 # Only the first clause: the "run chat-cli login" advice is what happens next.
-                secret = _interactive_login(url, username, exc.message.split(";")[0])
+                secret = _interactive_login(urls, username, exc.message.split(";")[0])
 
         async def go(secret: str = secret) -> int:
-            session = Session(url, secret)
+            session = Session(urls, secret)
             try:
                 info = await session.start()
             except SessionEnded as ended:
@@ -322,24 +327,31 @@ def chat(
         if code != -1:
             raise typer.Exit(code)
         if given or attempt == 1:
-            fail(f"the server refused the token; run `{auth.login_hint(url, username)}`")
+            fail(f"the server refused the token; run `{auth.login_hint(urls, username)}`")
         # The saved token was refused (revoked, or the server's secret changed): log in again.
+        _forget(urls, username)
+        secret = _interactive_login(urls, username, "the saved session was refused")
+
+
+def _forget(servers: list[str], username: str | None) -> None:
+    from chat_cli import config_store
+
+    for url in servers:
         config_store.remove(url, username)
-        secret = _interactive_login(url, username, "the saved session was refused")
 
 
-def _interactive_login(server: str, username: str | None, why: str) -> str:
+def _interactive_login(servers: list[str], username: str | None, why: str) -> str:
     """Prompt for username (unless given) and password, log in, save and return the token."""
     from chat_cli import auth
 
     if not sys.stdin.isatty():
         fail(why)
-    say(f"{why}; log in to {server}", err=True)
+    say(f"{why}; log in to {servers[0]}", err=True)
     try:
         name = username or typer.prompt("Username")
         auth.check_username(name)
         password = auth.read_password(from_stdin=False, confirm=False)
-        return auth.login(server, name, password).credential.token
+        return auth.login(servers, name, password).credential.token
     except auth.AuthError as exc:
         fail(exc.message, exc.code)
     except (typer.Abort, EOFError):

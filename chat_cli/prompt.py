@@ -1,7 +1,8 @@
 """The prompt-toolkit input line of `chat-cli chat`: prompt, completion, toolbar, key bindings.
 
 `InputLine` wraps one `PromptSession`: the prompt names the current room, the bottom toolbar
-says who is typing there (left out in dumb terminals, which cannot draw it), Tab completes
+(the status line) counts down to the next reconnect try while disconnected and says who is
+typing there (left out in dumb terminals, which cannot draw it), Tab completes
 commands, rooms and usernames (`ChatCompleter`), and Ctrl-D ends the session even where
 prompt-toolkit's own binding does not fire. What it shows is read from a `ChatView`, the few
 attributes of `chat.Chat` it needs, so this module does not import the session logic.
@@ -32,6 +33,8 @@ class ChatView(Protocol):
     known_users: set[str]
 
     def typists(self, room_id: str | None) -> list[str]: ...
+
+    def connection_note(self) -> str: ...
 
 
 class ChatCompleter(Completer):
@@ -88,10 +91,20 @@ class InputLine:
         return visible(f"[{self.chat.current or 'no room'}] > ")
 
     def toolbar(self) -> str:
+        """The status line: the connection while it is down, and who is typing."""
+        parts = [self.chat.connection_note()]
         names = self.chat.typists(self.chat.current)
-        if not names:
-            return ""
-        return visible(f"{', '.join(names)} {'is' if len(names) == 1 else 'are'} typing...")
+        if names:
+            parts.append(f"{', '.join(names)} {'is' if len(names) == 1 else 'are'} typing...")
+        return visible(" | ".join(part for part in parts if part))
+
+    def restore(self, text: str) -> None:
+        """Put a refused line back into an empty input, to be sent again later."""
+        buffer = self.session.default_buffer
+        if not buffer.text:
+            buffer.text = text
+            buffer.cursor_position = len(text)
+            self.redraw()
 
     async def read(self) -> str | None:
         """The next line typed; None at Ctrl-D or Ctrl-C."""

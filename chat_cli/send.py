@@ -13,11 +13,13 @@ from chat_core.protocol import results as r
 EXIT_FOR_END = {"kicked": 3, "banned": 4}
 
 
-async def send(server: str, token: str, room: str, text: str) -> tuple[int, str]:
+async def send(servers: list[str], token: str, room: str, text: str) -> tuple[int, str]:
     """Join `room` if needed, send `text`, wait for the ack: (exit code, line to print)."""
-    # No reconnect: a script wants a prompt answer, and the client_msg_id makes its own
-    # retry (running the command again) safe only within one process anyway.
-    session = Session(server, token, reconnect=False)
+    # With one server, no reconnect: a script wants a prompt answer, and the client_msg_id
+    # makes its own retry (running the command again) safe only within one process anyway.
+    # With several, a dropped connection moves to the next, and the message (unacknowledged)
+    # is sent again there with the same client_msg_id, within the call's time limit.
+    session = Session(servers, token, reconnect=len(servers) > 1)
     try:
         info = await session.start()
         room_id = room_key(room)
@@ -27,7 +29,7 @@ async def send(server: str, token: str, room: str, text: str) -> tuple[int, str]
         result = await session.call(message, r.SendMessageResult)
     except SessionEnded as ended:
         if ended.kind == "unauthenticated":
-            return 1, f"{ended.message}; run `{login_hint(server)}`"
+            return 1, f"{ended.message}; run `{login_hint(servers)}`"
         return EXIT_FOR_END.get(ended.kind, 1), ended.message
     except RpcError as exc:
         return 1, f"refused: {exc.message} ({exc.reason or exc.code})"

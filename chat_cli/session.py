@@ -3,10 +3,13 @@
 One `Session` is one logical chat session that may span several sockets. A runner task keeps
 a socket open; when it drops for a reason worth retrying (server restart, network, slow
 reader 4008) it reconnects with exponential backoff and jitter and resumes with
-`since=<last seq seen>` (docs/protocol.md section 5). Durable notifications are deduplicated by
-seq, so nothing is shown twice; the server's resume guarantees nothing is lost. Requests
-that are safe to repeat (reads, joins, messages with a `client_msg_id`) are re-sent after a
-reconnect; others fail with `ConnectionLost` because they may or may not have happened.
+`since=<last seq seen>` (docs/protocol.md section 5). Given several server URLs (the nodes of
+one chat), it opens the first that answers, and each try after a drop goes to the next URL
+in turn, so a dead node is left for a live one within one short delay. Durable
+notifications are deduplicated by seq, so nothing is shown twice; the server's resume
+guarantees nothing is lost. Requests that are safe to repeat (reads, joins, messages with a
+`client_msg_id`) are re-sent after a reconnect; others fail with `ConnectionLost` because
+they may or may not have happened.
 
 The consumer reads `SessionEvent`s from `events` (a bounded queue: when the UI falls behind,
 the socket reader waits, and the server's own send queue limit decides, as for any slow
@@ -19,6 +22,7 @@ import asyncio
 import contextlib
 import itertools
 import random
+import time
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar
 
@@ -87,11 +91,14 @@ class Notice:
 
 @dataclass(frozen=True)
 class Status:
-    """The connection changed: connected (first time), reconnecting (with the delay), resumed."""
+    """The connection changed: connected (first time), reconnecting (with the delay), resumed
+    (`detail`: the server URL connected to, or the delay before the next try in seconds)."""
 
     state: Literal["connected", "reconnecting", "resumed"]
     detail: str = ""
     info: n.ConnectionEstablished | None = None  # connection_established params
+    retry_at: float | None = None  # reconnecting: when the next try starts (time.monotonic)
+    why: str = ""  # reconnecting after a failed try: what went wrong
 
 
 @dataclass(frozen=True)
@@ -138,14 +145,15 @@ class Session:
 
     def __init__(
         self,
-        server: str,
+        servers: str | list[str],
         token: str,
         *,
         reconnect: bool = True,
         open_timeout: float = 10.0,
         queue_size: int = 10_000,
     ) -> None:
-        self.server = server
+        self.servers = [servers] if isinstance(servers, str) else list(servers)
+        self._index = 0  # the server of the current (or last) connection
         self._token = token
         self._reconnect = reconnect
         self._open_timeout = open_timeout
@@ -166,15 +174,21 @@ class Session:
     async def start(self) -> n.ConnectionEstablished:
         """Open the first connection; its `connection_established` params.
 
-        Raises SessionEnded when the server cannot be reached or refuses the token: a first
-        connection is not retried, so a typo in the URL fails fast.
+        Raises SessionEnded when no server can be reached or one refuses the token: each URL
+        is tried once, in order, and none twice, so a typo in a URL fails fast.
         """
-        try:
-            ws, info = await self._open(since=None)
-        except _Retry as exc:
-            raise SessionEnded("unreachable", str(exc)) from exc
+        failures: list[str] = []
+        for index in range(len(self.servers)):
+            self._index = index
+            try:
+                ws, info = await self._open(since=None)
+                break
+            except _Retry as exc:
+                failures.append(str(exc))
+        else:
+            raise SessionEnded("unreachable", "; ".join(failures))
         self._attach(ws, info)
-        await self._emit(Status("connected", info=info))
+        await self._emit(Status("connected", self.server, info=info))
         self._runner = asyncio.create_task(self._run(ws), name="chat-session")
         return info
 
@@ -194,6 +208,20 @@ class Session:
     @property
     def ended(self) -> SessionEnded | None:
         return self._ended
+
+    @property
+    def server(self) -> str:
+        """The URL of the current connection (or of the last one, or of the next try)."""
+        return self.servers[self._index]
+
+    @property
+    def connected(self) -> bool:
+        return self._ended is None and self._connected.is_set()
+
+    async def wait_connected(self) -> bool:
+        """Wait for a connection; False when the session is over instead."""
+        await self._connected.wait()
+        return self._ended is None
 
     # -- calls -----------------------------------------------------------------------------
 
@@ -303,14 +331,20 @@ class Session:
             if error is not None or not self._reconnect:
                 self._finish(error or SessionEnded("closed", "the server closed the connection"))
                 return
+            why = ""
             while True:
-                delay = backoff_delay(attempt)
+                # One round of the servers per step of the backoff: a dead node is passed
+                # over after one short delay, a whole chat down is retried ever more slowly.
+                delay = backoff_delay(attempt // len(self.servers))
                 attempt += 1
-                await self._emit(Status("reconnecting", f"{delay:.1f}"))
+                self._index = (self._index + 1) % len(self.servers)
+                retry_at = time.monotonic() + delay
+                await self._emit(Status("reconnecting", f"{delay:.1f}", retry_at=retry_at, why=why))
                 await asyncio.sleep(delay)
                 try:
                     ws, info = await self._open(since=self.last_seq)
-                except _Retry:
+                except _Retry as failed:
+                    why = str(failed)
                     continue
                 except SessionEnded as ended:
                     self._finish(ended)
@@ -318,7 +352,7 @@ class Session:
                 break
             attempt = 0
             self._attach(ws, info)
-            await self._emit(Status("resumed", info=info))
+            await self._emit(Status("resumed", self.server, info=info))
             for pending in list(self._pending.values()):
                 await self._send(pending)
 

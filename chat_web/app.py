@@ -31,7 +31,7 @@ def create_app(runtime: Runtime) -> Litestar:
         health,
         asyncapi,
         chat_socket,
-        page_router(),
+        page_router(list(runtime.settings.server.peer_urls)),
     ]
     if runtime.metrics is not None:
         handlers.append(metrics)

@@ -27,6 +27,8 @@ from chat_core.settings.paths import ensure_dir
 PositiveInt = Annotated[int, Meta(ge=1)]
 NonNegativeInt = Annotated[int, Meta(ge=0)]
 NonEmptyStr = Annotated[str, Meta(min_length=1)]
+# A public base URL as a browser reaches it: http(s), a host, an optional path; no query.
+BaseUrl = Annotated[str, Meta(pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")]
 Port = Annotated[int, Meta(ge=0, le=65535)]
 # The alphabets of chat_core.domain.rules (docs/protocol.md sections 1 and 4); msgspec
 # patterns are searched, hence the anchors, and \Z because `$` would accept a trailing newline.
@@ -79,6 +81,9 @@ class ServerSettings(Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     direct_writes: bool = True
     # GET /metrics in Prometheus' text format (counts only: no user, room or address).
     metrics: bool = True
+    # Public base URLs of the other nodes of this chat: the page at `/` learns them (GET
+    # /peers) and, when its socket is lost, tries them in turn.
+    peer_urls: list[BaseUrl] = []
     cors: CorsSettings = field(default_factory=CorsSettings)
 
 

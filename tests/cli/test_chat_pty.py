@@ -2,146 +2,33 @@
 
 A `chat-web serve --port 0` subprocess per module (bcrypt cost 4: logins in milliseconds);
 clients are the real console script, driven by pexpect. Nothing sleeps: every step waits
-for the text it expects, with a timeout.
+for the text it expects, with a timeout. The helpers live in pty_kit.py beside this file.
 """
 
 from __future__ import annotations
 
-import io
 import os
-import queue
 import re
-import signal
 import subprocess
-import sys
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
-import pexpect
-import pytest
+from pty_kit import (
+    CHAT_CLI,
+    TIMEOUT,
+    Server,
+    alice_in_lobby,
+    chat_in_room,
+    cli,
+    client_env,
+    login,
+    server,
+    spawn_chat,
+    wait_exit,
+)
 
 from chat_kit import CLIPBOARD, CLIPBOARD_SHOWN, FORGED, FORGED_SHOWN, plant_old_messages
 
-BIN = Path(sys.executable).parent
-CHAT_CLI = str(BIN / "chat-cli")
-CHAT_WEB = str(BIN / "chat-web")
-LISTENING = re.compile(r"listening on (http://[^\s]+)")
-TIMEOUT = 15
-
-
-class Server:
-    """A running `chat-web serve`; its stderr is drained by a thread so the pipe never fills."""
-
-    def __init__(
-        self, data_dir: Path, port: int = 0, settings: dict[str, str] | None = None
-    ) -> None:
-        env = dict(
-            os.environ, CHAT__AUTH__BCRYPT_ROUNDS="4", CHAT_CONFIG_FILE="", **(settings or {})
-        )
-        env.pop("CHAT_SERVER_URL", None)
-        self.process = subprocess.Popen(
-            [CHAT_WEB, "serve", "--port", str(port), "--data-dir", str(data_dir)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-            cwd=data_dir,
-        )
-        self.lines: queue.Queue[str] = queue.Queue()
-        self._drainer = threading.Thread(target=self._drain, daemon=True)
-        self._drainer.start()
-        self.url = self._wait_for_url()
-
-    def _drain(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            self.lines.put(line)
-
-    def _wait_for_url(self) -> str:
-        seen: list[str] = []
-        while True:
-            try:
-                line = self.lines.get(timeout=30)
-            except queue.Empty:
-                self.stop()
-                pytest.fail("chat-web serve did not start:\n" + "".join(seen))
-            seen.append(line)
-            found = LISTENING.search(line)
-            if found:
-                return found.group(1)
-
-    @property
-    def port(self) -> int:
-        return int(self.url.rsplit(":", 1)[1])
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._drainer.join(timeout=5)
-        if self.process.stderr is not None:
-            self.process.stderr.close()
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
-    data = tmp_path / "data"
-    data.mkdir()
-    running = Server(data)
-    yield running
-    running.stop()
-
-
-def client_env(server: Server, home: Path) -> dict[str, str]:
-    """One user's environment: its own config dir (saved token), the server, a plain TTY."""
-    home.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ, XDG_CONFIG_HOME=str(home), CHAT_SERVER_URL=server.url, TERM="dumb")
-    env.pop("CHAT_TOKEN", None)
-    return env
-
-
-def cli(
-    env: dict[str, str], *args: str, stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [CHAT_CLI, *args], input=stdin, capture_output=True, text=True, env=env, timeout=60
-    )
-
-
-def login(env: dict[str, str], username: str, password: str) -> None:
-    done = cli(env, "login", "--username", username, "--password-stdin", stdin=password + "\n")
-    assert done.returncode == 0, done.stderr
-
-
-def spawn_chat(env: dict[str, str], *args: str) -> pexpect.spawn:
-    child = pexpect.spawn(
-        CHAT_CLI, ["chat", *args], env=env, encoding="utf-8", timeout=TIMEOUT, dimensions=(50, 160)
-    )
-    return child
-
-
-def chat_in_room(env: dict[str, str], room: str) -> tuple[pexpect.spawn, io.StringIO]:
-    """A `chat-cli chat` that has joined #room, and the screen it has drawn so far."""
-    child = spawn_chat(env)
-    screen = io.StringIO()
-    child.logfile_read = screen
-    child.expect("connected")
-    child.sendline(f"/join {room}")
-    child.expect(rf"#{room}: \d+ users?:")
-    return child, screen
-
-
-def wait_exit(child: pexpect.spawn) -> int:
-    child.expect(pexpect.EOF)
-    child.close()
-    status: int = child.exitstatus
-    return status
-
+__all__ = ["server"]  # a fixture: imported to be found, not called
 
 # -- login, register, logout, send ------------------------------------------------------------
 
@@ -305,24 +192,8 @@ def test_messages_from_another_joined_room_carry_its_name(server: Server, tmp_pa
     assert wait_exit(alice) == 0
 
 
-def _alice_in_lobby(
-    tmp_path: Path,
-) -> tuple[Path, Server, dict[str, str], pexpect.spawn, io.StringIO]:
-    """A server of the test's own with alice chatting in #lobby (her screen recorded) and bob
-    logged in: (data dir, server, bob's environment, alice's chat, her transcript)."""
-    data = tmp_path / "data"
-    data.mkdir()
-    server = Server(data)
-    alice_env = client_env(server, tmp_path / "alice")
-    bob_env = client_env(server, tmp_path / "bob")
-    login(alice_env, "alice", "alice123")
-    login(bob_env, "bob", "bob123")
-    alice, transcript = chat_in_room(alice_env, "lobby")
-    return data, server, bob_env, alice, transcript
-
-
 def test_reconnect_resumes_without_loss_or_repeat(tmp_path: Path) -> None:
-    data, first, bob_env, alice, transcript = _alice_in_lobby(tmp_path)
+    data, first, bob_env, alice, transcript = alice_in_lobby(tmp_path)
     port = first.port
     assert cli(bob_env, "send", "--room", "lobby", "before restart").returncode == 0
     alice.expect("<bob> before restart")
@@ -345,10 +216,88 @@ def test_reconnect_resumes_without_loss_or_repeat(tmp_path: Path) -> None:
         second.stop()
 
 
+def test_a_message_typed_while_disconnected_is_queued_and_sent_once_after_the_resume(
+    tmp_path: Path,
+) -> None:
+    data, first, bob_env, alice, transcript = alice_in_lobby(tmp_path)
+    port = first.port
+    first.stop()
+    alice.expect("connection lost; reconnecting")
+    alice.sendline("typed while away")
+    alice.expect(re.escape("queued until reconnected (1 message waiting)"))
+    alice.sendline("and a second one")
+    alice.expect(re.escape("queued until reconnected (2 messages waiting)"))
+    # A dumb terminal has no status line: each try says when the next one is.
+    alice.expect(r"still disconnected \(cannot reach .*\); next try in \d+\.\d s")
+    second = Server(data, port=port)
+    try:
+        alice.expect("reconnected; sending 2 queued messages", timeout=60)
+        alice.expect("<alice> typed while away")
+        alice.expect("<alice> and a second one")
+        # Another client sees each once, in the order typed (the recent history on join).
+        bob, bob_screen = chat_in_room(bob_env, "lobby")
+        bob.expect("<alice> and a second one")
+        bob.sendline("/quit")
+        assert wait_exit(bob) == 0
+        alice.sendline("/quit")
+        assert wait_exit(alice) == 0
+        seen = bob_screen.getvalue()
+        assert seen.count("<alice> typed while away") == 1, seen
+        assert seen.count("<alice> and a second one") == 1, seen
+        assert seen.index("typed while away") < seen.index("and a second one")
+        assert transcript.getvalue().count("<alice> typed while away") == 1
+    finally:
+        second.stop()
+
+
+def test_the_status_line_counts_down_to_the_next_try_in_a_real_terminal(tmp_path: Path) -> None:
+    """In a terminal that can draw it (one that answers the cursor position request
+    prompt-toolkit sends before drawing the bottom toolbar), the status line counts down."""
+    data = tmp_path / "data"
+    data.mkdir()
+    first = Server(data)
+    env = dict(client_env(first, tmp_path / "alice"), TERM="xterm-256color")
+    login(env, "alice", "alice123")
+    alice = spawn_chat(env)
+
+    def expect(pattern: str, timeout: float = TIMEOUT) -> None:
+        while alice.expect([re.escape("\x1b[6n"), pattern], timeout=timeout) == 0:
+            alice.send("\x1b[10;1R")  # the cursor's position: row 10, column 1
+
+    expect("connected")
+    alice.sendline("/join lobby")
+    expect(r"#lobby: \d+ users?:")
+    port = first.port
+    first.stop()
+    expect("connection lost; reconnecting")
+    alice.sendline("typed in the dark")
+    expect(re.escape("queued until reconnected (1 message waiting)"))
+    # The status line is drawn whole after a line is printed above it (else only the cells
+    # that changed): print some (/help) until it is drawn while counting down, not while a try
+    # is under way ("reconnecting...", the first tries come quickly).
+    for _ in range(40):
+        alice.sendline("/help")
+        expect("/quit")
+        drawn = r"(disconnected: next try in \d+ s|reconnecting\.\.\.); 1 message queued"
+        expect(drawn)
+        if alice.match.group(1).startswith("disconnected"):
+            break
+    else:
+        raise AssertionError("the status line never counted down")
+    second = Server(data, port=port)
+    try:
+        expect("reconnected; sending 1 queued message", timeout=60)
+        expect("<alice>.*typed in the dark")
+        alice.sendline("/quit")
+        assert wait_exit(alice) == 0
+    finally:
+        second.stop()
+
+
 def test_too_much_missed_while_away_refetches_the_rooms(tmp_path: Path) -> None:
     """More events than `chat.max_resume_events` while away: `resync_required`, and the client
     joins its rooms again, which shows their recent history."""
-    data, first, bob_env, alice, transcript = _alice_in_lobby(tmp_path)
+    data, first, bob_env, alice, transcript = alice_in_lobby(tmp_path)
     port = first.port
     first.stop()
     alice.expect("connection lost; reconnecting")

@@ -9,7 +9,8 @@ import pytest
 
 from chat_cli import commands as cmd
 from chat_cli.config_store import normalize_server
-from chat_cli.session import backoff_delay, ws_url
+from chat_cli.offline import Outbox
+from chat_cli.session import Session, backoff_delay, ws_url
 from chat_cli.ui import PALETTE, name_style, plural, stamp
 
 
@@ -115,3 +116,19 @@ def test_ban_times_are_shown_in_local_time(monkeypatch: pytest.MonkeyPatch) -> N
     finally:
         monkeypatch.undo()
         time.tzset()
+
+
+async def test_the_outbox_is_bounded_in_messages_and_bytes_and_says_why_it_refuses() -> None:
+    # Never started: the queued messages wait for a connection that does not come.
+    session = Session("http://127.0.0.1:9", "token")
+    outbox = Outbox(session, lambda line: None, max_items=3, max_bytes=10)
+    assert outbox.refusal("12345") is None
+    outbox.put("lobby", "12345")
+    outbox.put("lobby", "é")  # two bytes in UTF-8
+    assert outbox.refusal("1234") == "the messages waiting to be sent would pass 10 bytes"
+    assert outbox.refusal("123") is None
+    outbox.put("lobby", "123")
+    assert len(outbox) == 3
+    assert outbox.refusal("x") == "3 messages are already waiting to be sent"
+    await outbox.close()
+    assert len(outbox) == 3  # closing sends nothing and drops nothing silently

@@ -165,6 +165,16 @@ def test_env_nested_section_sets_cors() -> None:
     assert settings.server.cors.allow_any_origin is False
 
 
+def test_peer_urls_are_http_base_urls() -> None:
+    env = {"CHAT__SERVER__PEER_URLS": "https://b.example, http://10.0.0.3:3000/chat/"}
+    peers = load_settings(env=env).server.peer_urls
+    assert peers == ["https://b.example", "http://10.0.0.3:3000/chat/"]
+    assert load_settings(env={}).server.peer_urls == []
+    for bad in ("ftp://b.example", "b.example", "https://b.example/?x=1"):
+        with pytest.raises(SettingsError, match=r"server\.peer_urls"):
+            load_settings(env={"CHAT__SERVER__PEER_URLS": bad})
+
+
 def test_env_list_accepts_json() -> None:
     settings = load_settings(env={"CHAT__CHAT__DEFAULT_ROOMS": '["lobby", "random"]'})
     assert settings.chat.default_rooms == ["lobby", "random"]

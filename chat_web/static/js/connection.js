@@ -1,5 +1,7 @@
 // The WebSocket session of docs/protocol.md sections 2, 3 and 5: JSON-RPC requests, batched
 // frames, and reconnection with `since=` on every close the protocol says to resume from.
+// The chat may have other nodes (`server.peer_urls`, learned once at load from GET /peers):
+// each try after a lost socket goes to the next node in turn, starting from the page's own.
 
 // Closes after which a client resumes (1006: the network dropped, or the server is down).
 const ENDING_CODES = new Map([
@@ -13,6 +15,12 @@ const MAX_DELAY_MS = 5000;
 // Handshakes refused while the server answers /health: the token is no longer accepted
 // (a browser sees a refused handshake only as 1006).
 const MAX_REFUSALS = 3;
+
+// The other nodes' base URLs; none when the server names none or cannot say.
+const peersLearned = fetch(new URL("peers", document.baseURI), { cache: "no-store" })
+  .then((response) => (response.ok ? response.json() : {}))
+  .then((body) => (Array.isArray(body.peer_urls) ? body.peer_urls : []))
+  .catch(() => []);
 
 export class RpcError extends Error {
   constructor(code, message, data) {
@@ -46,7 +54,28 @@ export class Connection {
     this.nextId = 1;
     this.pending = new Map();
     this.timer = null;
+    // Base URLs of the nodes, the page's own first; `node` is the one in use (or next tried).
+    this.nodes = [new URL(".", document.baseURI)];
+    this.node = 0;
+    peersLearned.then((urls) => this.#addNodes(urls));
     window.addEventListener("online", () => this.#retryNow());
+  }
+
+  /** The node in use, or tried next: its host (and port), as the status line names it. */
+  get server() {
+    return this.nodes[this.node].host;
+  }
+
+  #addNodes(urls) {
+    for (const text of urls) {
+      let url;
+      try {
+        url = new URL(text.endsWith("/") ? text : `${text}/`);
+      } catch {
+        continue;
+      }
+      if (!this.nodes.some((node) => node.href === url.href)) this.nodes.push(url);
+    }
   }
 
   start() {
@@ -76,7 +105,7 @@ export class Connection {
   }
 
   #url() {
-    const url = new URL("ws", document.baseURI);
+    const url = new URL("ws", this.nodes[this.node]);
     url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
     url.searchParams.set("token", this.token);
     url.searchParams.set("batch", "1");
@@ -114,7 +143,7 @@ export class Connection {
   }
 
   async #scheduleRetry(opened) {
-    if (!opened && (await serverAnswers())) {
+    if (!opened && (await serverAnswers(this.nodes[this.node]))) {
       this.refusals += 1;
       if (this.refusals >= MAX_REFUSALS) {
         this.stopped = true;
@@ -123,10 +152,15 @@ export class Connection {
         return;
       }
     }
-    const base = Math.min(MAX_DELAY_MS, 250 * 2 ** this.attempt);
+    // The next node; one round of them per step of the backoff, so a dead node is left
+    // for a live one after one short delay.
+    this.node = (this.node + 1) % this.nodes.length;
+    const step = Math.floor(this.attempt / this.nodes.length);
+    const base = Math.min(MAX_DELAY_MS, 250 * 2 ** step);
     const delay = Math.round(base * (0.75 + Math.random() * 0.5));
     this.attempt += 1;
-    this.onState("waiting", { delay, attempt: this.attempt });
+    const server = this.nodes.length > 1 ? this.server : null;
+    this.onState("waiting", { delay, attempt: this.attempt, server });
     clearTimeout(this.timer);
     this.timer = setTimeout(() => this.#open(), delay);
   }
@@ -176,9 +210,9 @@ export class Connection {
   }
 }
 
-async function serverAnswers() {
+async function serverAnswers(base) {
   try {
-    const response = await fetch(new URL("health", document.baseURI), { cache: "no-store" });
+    const response = await fetch(new URL("health", base), { cache: "no-store" });
     return response.ok;
   } catch {
     return false;

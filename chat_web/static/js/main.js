@@ -88,7 +88,9 @@ class ChatApp {
       connecting: "Connecting…",
       reconnecting: "Reconnecting…",
       connected: "Connected",
-      waiting: `Connection lost. Reconnecting in ${Math.ceil((info.delay ?? 0) / 1000)} s…`,
+      waiting:
+        `Connection lost. Reconnecting${info.server ? ` to ${info.server}` : ""}` +
+        ` in ${Math.ceil((info.delay ?? 0) / 1000)} s…`,
       offline: "Disconnected",
     }[state];
     $("connection").textContent = text;
