@@ -24,10 +24,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from chat_core.domain import codec
 from chat_core.domain import events as e
-from chat_core.domain.commands import MessageRef
 from chat_core.errors import JournalConflict, JournalError, UnsupportedJournal
 from chat_core.journal import pg_sql as q
-from chat_core.journal.pages import hold, message_refs, prefetching
+from chat_core.journal.pages import by_command, hold, prefetching
 from chat_core.journal.port import HistoryPage, JournalPort, PackedPage, StoredRow
 
 _TOP = 2**62
@@ -221,9 +220,9 @@ class PostgresJournal:
         messages.reverse()
         return HistoryPage(messages, len(rows) > limit)
 
-    async def find_messages(
+    async def find_commands(
         self, keys: Iterable[tuple[str, str]]
-    ) -> dict[tuple[str, str], MessageRef]:
+    ) -> dict[tuple[str, str], e.Recorded]:
         wanted = list(set(keys))
         if not wanted:
             return {}
@@ -238,7 +237,7 @@ class PostgresJournal:
                 held, self._lookup = self._lookup, None
                 await _release(held)
                 raise
-        return message_refs(rows)
+        return by_command(rows)
 
     async def table_span(self) -> tuple[int, int, int]:
         """count(*), min(seq) and max(seq) of the events table (0s when empty)."""
