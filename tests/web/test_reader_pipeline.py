@@ -9,7 +9,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from frames_kit import WITHIN, Client, World, settings_with
+from frames_kit import WITHIN, Peer, World, settings_with
 
 from chat_core.protocol.codes import Close
 from chat_core.settings.schema import RateLimitSettings, ServerSettings, Settings
@@ -29,7 +29,7 @@ async def _in_flight(w: World) -> None:
     await asyncio.wait_for(w.journal.appending.wait(), WITHIN)
 
 
-async def _read_up_to(client: Client, left: int) -> None:
+async def _read_up_to(client: Peer, left: int) -> None:
     """Wait until the reader has taken all but `left` frames from the socket."""
     await client.socket.wait_for(lambda: client.socket.inbox.qsize() <= left)
 
@@ -45,7 +45,7 @@ async def test_answers_leave_in_request_order_when_a_later_one_is_ready_first() 
         rate_limit=RateLimitSettings(messages_per_minute=1, requests_per_minute=10_000)
     )
     async with world(limited) as w:
-        bob = w.client("bob")
+        bob = w.peer("bob")
         w.journal.hold()
         bob.call(1, "send_message", room_id="general", text="one")
         await _in_flight(w)
@@ -64,7 +64,7 @@ async def test_answers_leave_in_request_order_when_a_later_one_is_ready_first() 
 async def test_the_pipeline_is_bounded_and_stops_reading_until_answers_leave() -> None:
     # send_queue_limit 8: at most 8 // 4 = 2 writes in flight per connection.
     async with world(settings_with(send_queue_limit=8)) as w:
-        bob = w.client("bob")
+        bob = w.peer("bob")
         w.journal.hold()
         for i in range(1, 6):
             bob.call(i, "send_message", room_id="general", text=f"m{i}")
@@ -84,14 +84,14 @@ async def test_the_pipeline_is_bounded_and_stops_reading_until_answers_leave() -
 
 async def test_a_batch_answer_over_the_send_queue_bytes_closes_with_4008_unsent() -> None:
     async with world(settings_with(send_queue_bytes=2_000)) as w:
-        bob = w.client("bob")
+        bob = w.peer("bob")
         batch = [{"jsonrpc": "2.0", "id": i, "method": "list_rooms"} for i in range(40)]
         bob.send(batch)
         await bob.socket.wait_for(lambda: bob.socket.close_code is not None)
         assert bob.socket.close_code == Close.SLOW_READER
         assert bob.responses == []
         # A batch that fits is answered whole, as one array.
-        carol = w.client("carol")
+        carol = w.peer("carol")
         carol.send(batch[:3])
         (answer,) = await carol.answers(1)
         assert _ids(answer) == [0, 1, 2]
@@ -99,7 +99,7 @@ async def test_a_batch_answer_over_the_send_queue_bytes_closes_with_4008_unsent(
 
 async def test_a_frame_that_is_not_a_lone_write_waits_for_the_writes_in_flight() -> None:
     async with world() as w:
-        bob = w.client("bob")
+        bob = w.peer("bob")
         w.journal.hold()
         bob.call(1, "send_message", room_id="general", text="one")
         await _in_flight(w)
@@ -120,7 +120,7 @@ async def test_a_frame_that_is_not_a_lone_write_waits_for_the_writes_in_flight()
 
 async def test_a_write_after_a_join_waits_for_the_room_the_join_sets() -> None:
     async with world() as w:
-        bob = w.client("bob")
+        bob = w.peer("bob")
         w.journal.hold()
         bob.call(1, "join_room", room_name="lobby")
         await _in_flight(w)
@@ -133,7 +133,7 @@ async def test_a_write_after_a_join_waits_for_the_room_the_join_sets() -> None:
 
 async def test_a_failed_write_changes_neither_the_order_nor_the_other_answers() -> None:
     async with world() as w:
-        bob = w.client("bob")
+        bob = w.peer("bob")
         head = w.processor.state.seq
         w.journal.hold(fail=True)
         bob.call(1, "send_message", room_id="general", text="lost")
@@ -158,7 +158,7 @@ async def test_a_failed_write_changes_neither_the_order_nor_the_other_answers() 
 
 async def test_writes_refused_by_the_decider_keep_their_places() -> None:
     async with world() as w:
-        bob = w.client("bob")
+        bob = w.peer("bob")
         w.journal.hold()
         bob.call(1, "send_message", room_id="general", text="one")
         await _in_flight(w)

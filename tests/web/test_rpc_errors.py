@@ -1,12 +1,32 @@
-"""JSON-RPC 2.0 over the socket: errors, batches, notifications (docs/protocol.md section 3)."""
+"""JSON-RPC 2.0 over the connection: errors, batches, notifications (docs/protocol.md section
+3). Socket-free: the real reader, handlers and processor in process (frames_kit), talked to by
+the end-to-end tests' own client; nothing here depends on the network (the WebSocket itself is
+tested end to end in tests/e2e)."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from helpers import Client, Harness, rpc_frame, unique
+from frames_kit import InProcessChat, World, settings_with
+from rpc_client import Client, rpc_frame, unique
+
+# As the end-to-end servers shared by many tests: limits on, generous.
+GENEROUS = {"requests_per_minute": 1_000_000, "messages_per_minute": 100_000}
+GENEROUS |= {"rooms_per_hour": 1_000_000}
+
+
+@pytest.fixture
+async def chat() -> AsyncIterator[InProcessChat]:
+    world = await World.open(settings_with(rate_limit=GENEROUS))
+    harness = InProcessChat(world)
+    try:
+        yield harness
+    finally:
+        await harness.aclose()
+        await world.close()
 
 
 def assert_error(frame: Any, code: int, reason: str, request_id: Any) -> dict[str, Any]:
@@ -28,7 +48,7 @@ async def still_serves(client: Client) -> None:
 
 
 @pytest.fixture
-async def client(chat: Harness) -> Client:
+async def client(chat: InProcessChat) -> Client:
     _, connected = await chat.user_client("rpc")
     return connected
 
@@ -234,7 +254,7 @@ async def test_results_are_objects_for_every_user_method(client: Client) -> None
     assert all(isinstance(result, dict) for result in results)
 
 
-async def test_pipelined_sends_are_answered_in_request_order(chat: Harness) -> None:
+async def test_pipelined_sends_are_answered_in_request_order(chat: InProcessChat) -> None:
     """Lone send_message frames run ahead of their commits; answers still leave in request
     order, whether a send commits, is refused by the processor (not a member, blank text) or
     by the parser (no text: that frame is not pipelined and waits for those before it)."""
