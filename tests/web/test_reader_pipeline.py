@@ -6,6 +6,7 @@ frame waits for the writes in flight; one failed write changes nobody else's ans
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -179,3 +180,22 @@ def test_the_settings_helper_keeps_the_other_server_defaults() -> None:
     assert settings.server.send_queue_limit == 8
     assert settings.server.send_queue_bytes == ServerSettings().send_queue_bytes
     assert settings.rate_limit.enabled is False
+
+
+async def test_an_expired_token_gets_32001_then_4401_on_the_pipelined_path_and_the_other() -> None:
+    async with world() as w:
+        expired = int(time.time()) - 1
+        writer, reader = w.peer("bob", expires=expired), w.peer("carol", expires=expired)
+        head = w.processor.state.seq
+        writer.call(1, "send_message", room_id="general", text="too late")
+        reader.call(1, "ping")
+        for peer in (writer, reader):
+            (answer,) = await peer.answers(1)
+            assert answer["id"] == 1
+            assert (answer["error"]["code"], answer["error"]["data"]["reason"]) == (
+                -32001,
+                "token_expired",
+            )
+            await peer.socket.wait_for(lambda p=peer: p.socket.close_code is not None)
+            assert peer.socket.close_code == Close.UNAUTHORIZED
+        assert w.processor.state.seq == head  # the write was never queued
