@@ -15,7 +15,8 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -33,6 +34,7 @@ from chat_core.journal.memory import MemoryJournal
 from chat_core.processor import CommandProcessor, Committed
 from chat_core.protocol.codes import Close
 from chat_core.settings.schema import ChatSettings, RateLimitSettings, ServerSettings, Settings
+from chat_core.settings.sources import load_settings
 from chat_kit import HASH, seed_commands
 from chat_web.hub.fanout import Hub
 from chat_web.runtime import Runtime
@@ -268,6 +270,37 @@ class InProcessChat:
         for client in self.clients:
             if not client.is_closed:
                 await client.close()
+
+
+# As the end-to-end tests' GENEROUS_LIMITS (tests/e2e/helpers.py): the settings of servers
+# shared by many tests; tests of the limits set their own.
+GENEROUS_LIMITS = {
+    "CHAT__RATE_LIMIT__CONNECTIONS_PER_IP": "1000",
+    "CHAT__RATE_LIMIT__CONNECTS_PER_MINUTE": "1000000",
+    "CHAT__RATE_LIMIT__MESSAGES_PER_MINUTE": "100000",
+    "CHAT__RATE_LIMIT__REQUESTS_PER_MINUTE": "1000000",
+    "CHAT__RATE_LIMIT__ROOMS_PER_HOUR": "1000000",
+    "CHAT__RATE_LIMIT__LOGIN_ATTEMPTS_PER_HOUR": "100000",
+    "CHAT__RATE_LIMIT__REGISTRATIONS_PER_HOUR": "100000",
+}
+
+
+class InProcessServer:
+    """What the end-to-end `start_server(env)` gives, served in process: the settings from the
+    same environment variables (over GENEROUS_LIMITS), and `harness()` to talk to it."""
+
+    def __init__(self, env: dict[str, str] | None = None) -> None:
+        self.settings = load_settings(env={**GENEROUS_LIMITS, **(env or {})})
+
+    @asynccontextmanager
+    async def harness(self) -> AsyncIterator[InProcessChat]:
+        world = await World.open(self.settings)
+        chat = InProcessChat(world)
+        try:
+            yield chat
+        finally:
+            await chat.aclose()
+            await world.close()
 
 
 class World:

@@ -8,62 +8,27 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
-from frames_kit import InProcessChat, World
+from frames_kit import GENEROUS_LIMITS, InProcessChat
 from rpc_client import rpc_frame, unique
-
-from chat_core.settings.sources import load_settings
 
 MAX_MESSAGE = 20
 MAX_ROOM_NAME = 10
 MAX_USERS = 2
 MESSAGES_PER_MINUTE = 5
-# As the end-to-end servers' GENEROUS_LIMITS (tests/e2e/helpers.py), for the limits checked here.
-GENEROUS_LIMITS = {
-    "CHAT__RATE_LIMIT__MESSAGES_PER_MINUTE": "100000",
-    "CHAT__RATE_LIMIT__REQUESTS_PER_MINUTE": "1000000",
-    "CHAT__RATE_LIMIT__ROOMS_PER_HOUR": "1000000",
-}
 
 
-class InProcessServer:
-    """What a test's `start_server(env)` gives: a server configured by the same environment
-    variables as the end-to-end test's, served in process."""
-
-    def __init__(self, env: dict[str, str]) -> None:
-        self.settings = load_settings(env={**GENEROUS_LIMITS, **env})
-
-    @asynccontextmanager
-    async def harness(self) -> AsyncIterator[InProcessChat]:
-        world = await World.open(self.settings)
-        chat = InProcessChat(world)
-        try:
-            yield chat
-        finally:
-            await chat.aclose()
-            await world.close()
-
-
-@pytest.fixture
-async def chat() -> AsyncIterator[InProcessChat]:
-    """The module's server of the end-to-end test (its `server_env`)."""
-    env = {
+@pytest.fixture(scope="module")
+def server_env() -> dict[str, str]:
+    return {
+        **GENEROUS_LIMITS,
         "CHAT__CHAT__MAX_MESSAGE_LENGTH": str(MAX_MESSAGE),
         "CHAT__CHAT__MAX_ROOM_NAME_LENGTH": str(MAX_ROOM_NAME),
         "CHAT__CHAT__MAX_USERS_PER_ROOM": str(MAX_USERS),
         "CHAT__RATE_LIMIT__MESSAGES_PER_MINUTE": str(MESSAGES_PER_MINUTE),
     }
-    async with InProcessServer(env).harness() as harness:
-        yield harness
-
-
-@pytest.fixture
-def start_server() -> type[InProcessServer]:
-    return InProcessServer
 
 
 def short_room() -> str:

@@ -6,35 +6,22 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from frames_kit import InProcessChat, World
+from frames_kit import GENEROUS_LIMITS, InProcessChat
 from rpc_client import Client, parse_time, unique
-
-from chat_core.settings.sources import load_settings
 
 HISTORY_ON_JOIN = 5
 MESSAGE_FIELDS = {"seq", "message_id", "room_id", "username", "text", "timestamp"}
-# The end-to-end module's server_env: its history window, limits on and generous.
-SERVER_ENV = {
-    "CHAT__CHAT__HISTORY_ON_JOIN": str(HISTORY_ON_JOIN),
-    "CHAT__RATE_LIMIT__MESSAGES_PER_MINUTE": "100000",
-    "CHAT__RATE_LIMIT__REQUESTS_PER_MINUTE": "1000000",
-    "CHAT__RATE_LIMIT__ROOMS_PER_HOUR": "1000000",
-}
 
 
-@pytest.fixture
-async def chat() -> AsyncIterator[InProcessChat]:
-    world = await World.open(load_settings(env=SERVER_ENV))
-    harness = InProcessChat(world)
-    try:
-        yield harness
-    finally:
-        await harness.aclose()
-        await world.close()
+@pytest.fixture(scope="module")
+def server_env() -> dict[str, str]:
+    return {
+        "CHAT__CHAT__HISTORY_ON_JOIN": str(HISTORY_ON_JOIN),
+        **GENEROUS_LIMITS,
+    }
 
 
 def assert_message(message: dict[str, Any], **expected: Any) -> None:

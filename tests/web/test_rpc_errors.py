@@ -6,27 +6,11 @@ tested end to end in tests/e2e)."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from frames_kit import InProcessChat, World, settings_with
+from frames_kit import InProcessChat
 from rpc_client import Client, rpc_frame, unique
-
-# As the end-to-end servers shared by many tests: limits on, generous.
-GENEROUS = {"requests_per_minute": 1_000_000, "messages_per_minute": 100_000}
-GENEROUS |= {"rooms_per_hour": 1_000_000}
-
-
-@pytest.fixture
-async def chat() -> AsyncIterator[InProcessChat]:
-    world = await World.open(settings_with(rate_limit=GENEROUS))
-    harness = InProcessChat(world)
-    try:
-        yield harness
-    finally:
-        await harness.aclose()
-        await world.close()
 
 
 def assert_error(frame: Any, code: int, reason: str, request_id: Any) -> dict[str, Any]:
