@@ -124,12 +124,14 @@ async def serve(rt: Runtime, socket: FakeSocket, conn: Connection, expires: int)
         await conn.finish()
 
 
-def accept(rt: Runtime, username: str, expires: int) -> tuple[FakeSocket, Connection, Any]:
-    """A connection of `username` set up as the endpoint does; its socket, connection and
-    serving task."""
+def accept(
+    rt: Runtime, username: str, expires: int, since: int | None = None
+) -> tuple[FakeSocket, Connection, Any]:
+    """A connection of `username` (resuming after `since`, if given) set up as the endpoint
+    does; its socket, connection and serving task."""
     socket = FakeSocket()
     claims = Claims(sub=username, role="user", iat=int(time.time()), exp=expires, jti=_jti())
-    conn = _open(rt, socket, claims, None, "127.0.0.1", False)  # type: ignore[arg-type]
+    conn = _open(rt, socket, claims, since, "127.0.0.1", False)  # type: ignore[arg-type]
     return socket, conn, asyncio.create_task(serve(rt, socket, conn, expires))
 
 
@@ -246,9 +248,9 @@ class InProcessChat:
         """The committed head, as `GET /health` reports it."""
         return self.world.processor.state.seq
 
-    async def connect(self, who: User | str) -> Client:
+    async def connect(self, who: User | str, since: int | None = None) -> Client:
         username = who.username if isinstance(who, User) else who
-        socket, _, task = accept(self.world.rt, username, int(time.time()) + 3600)
+        socket, _, task = accept(self.world.rt, username, int(time.time()) + 3600, since)
         ws = InProcessWebSocket(socket, task)
         first = json.loads(await ws.recv())
         assert first["method"] == "connection_established", first
