@@ -21,12 +21,13 @@ from chat_core.errors import ChatError
 class Outcome(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """What a command did: its recorded events and the state right after it.
 
-    `duplicate` is the first result of an idempotent retry (nothing was appended then).
+    `duplicate`: a retry of a command id already recorded; it was not decided again, nothing
+    was appended, and `events` are what the first one recorded (the events carrying its id).
     """
 
     events: tuple[e.Recorded, ...]
     state: ChatState
-    duplicate: c.MessageRef | None = None
+    duplicate: bool = False
 
 
 class Delivery(msgspec.Struct, frozen=True, gc=False):

@@ -35,8 +35,6 @@ import time
 from collections import deque
 from collections.abc import Sequence
 
-import msgspec
-
 from chat_core.catch_up import Waiters, catch_up
 from chat_core.commit import Committed, Delivery, NullPublisher, Observer, Outcome, Publisher
 from chat_core.domain import commands as c
@@ -64,13 +62,13 @@ _Job = tuple[c.Command, "asyncio.Future[Outcome]"]
 # Journal conflicts caught up and retried in a row before a batch fails: each retry follows a
 # commit of another writer, so only a writer starved by others for this long gives up.
 _MAX_RETRIES = 100
+# Idempotency: (actor, command id) -> what the command recorded first (see `_attach_priors`).
 _Key = tuple[str, str]
+_Prior = tuple[e.Recorded, ...]
+# A command, and what an earlier one with its (actor, command id) recorded, if the journal has it.
+_Attached = tuple[c.Command, _Prior | None]
 
-_SendMessage = c.SendMessage
-_MessageSent = e.MessageSent
 _Recorded = e.Recorded
-_MessageRef = c.MessageRef
-_replace = msgspec.structs.replace
 
 
 class _Batch:
@@ -89,7 +87,7 @@ class _Batch:
         "task",
     )
 
-    def __init__(self, start: ChatState, before: dict[_Key, c.MessageRef] | None) -> None:
+    def __init__(self, start: ChatState, before: dict[_Key, _Prior] | None) -> None:
         self.jobs: list[_Job] = []  # as submitted: what is decided again after a failure
         self.start = start  # the state this batch was decided from
         self.state = start  # the state after it
@@ -97,10 +95,10 @@ class _Batch:
         self.deliveries: list[Delivery] = []
         # per job: its Outcome, or the ChatError that rejected it
         self.results: list[Outcome | ChatError] = []
-        # client_msg_ids sent by this batch, and by the batch in flight when it was decided:
+        # Command ids recorded by this batch, and by the batch in flight when it was decided:
         # not yet in the journal, so the idempotency look-up cannot find them.
-        self.seen: dict[_Key, c.MessageRef] = {}
-        self.before: dict[_Key, c.MessageRef] = {} if before is None else before
+        self.seen: dict[_Key, _Prior] = {}
+        self.before: dict[_Key, _Prior] = {} if before is None else before
         self.task: asyncio.Task[None] | None = None
         self.seconds: float | None = None  # how long its append took
 
@@ -275,7 +273,7 @@ class CommandProcessor:
                 if not future.done():
                     future.set_exception(InternalError("internal error"))
 
-    def _decide_all(self, batch: _Batch, taken: list[_Job], commands: Sequence[c.Command]) -> None:
+    def _decide_all(self, batch: _Batch, taken: list[_Job], commands: Sequence[_Attached]) -> None:
         # Work on locals; the batch takes them only if every command was decided.
         state = batch.state
         seq = state.seq
@@ -284,52 +282,47 @@ class CommandProcessor:
         results: list[Outcome | ChatError] = []
         seen = batch.seen
         before = batch.before
-        new_seen: dict[_Key, c.MessageRef] = {}
-        for command in commands:
-            cid: str | None = None
-            send = command if type(command) is _SendMessage else None
-            if send is not None:
-                cid = send.client_msg_id
-                if cid and send.prior is None:
-                    key = (send.actor, cid)
+        new_seen: dict[_Key, _Prior] = {}
+        for command, prior in commands:
+            cid = command.command_id
+            if cid is not None:
+                key = (command.actor, cid)
+                if prior is None:
                     prior = new_seen.get(key) or seen.get(key) or before.get(key)
-                    if prior is not None:
-                        command = send = _replace(send, prior=prior)
+                if prior is not None:
+                    # A retry: the first decision stands; it is not decided again.
+                    results.append(Outcome(events=prior, state=state, duplicate=True))
+                    continue
             try:
                 new_events = decide(command, state)
             except ChatError as rejected:
                 results.append(rejected)
                 continue
-            duplicate = send.prior if send is not None else None
             if not new_events:
-                results.append(Outcome(events=(), state=state, duplicate=duplicate))
+                results.append(Outcome(events=(), state=state))
                 continue
             at = command.at
             actor = command.actor
             first = len(records)
             for event in new_events:
                 seq += 1
-                message = event if send is not None and isinstance(event, _MessageSent) else None
+                # Only a command's first event carries its id: the journal's unique index
+                # is one row per (actor, command id).
                 recorded = _Recorded(
                     seq=seq,
                     at=at,
                     actor=actor,
                     event=event,
-                    command_id=cid if message is not None else None,
+                    command_id=cid if len(records) == first else None,
                 )
                 after = evolve(state, recorded)
                 deliveries.append(Delivery(recorded, state, after))
                 state = after
                 records.append(recorded)
-                if message is not None and cid:
-                    new_seen[(actor, cid)] = _MessageRef(
-                        message_id=message.message_id,
-                        room_id=message.room_id,
-                        seq=seq,
-                        timestamp=at,
-                    )
             mine = (records[first],) if len(new_events) == 1 else tuple(records[first:])
-            results.append(Outcome(events=mine, state=state, duplicate=duplicate))
+            if cid is not None:
+                new_seen[(actor, cid)] = (records[first],)
+            results.append(Outcome(events=mine, state=state))
         batch.jobs.extend(taken)
         batch.results.extend(results)
         batch.records.extend(records)
@@ -418,25 +411,21 @@ class CommandProcessor:
             except Exception:
                 log.exception("publishing a committed batch failed")
 
-    async def _attach_priors(self, batch: list[_Job]) -> Sequence[c.Command]:
-        """Look up in the journal the earlier results of re-sent client_msg_ids, in one query."""
-        commands = [command for command, _ in batch]
+    async def _attach_priors(self, batch: list[_Job]) -> Sequence[_Attached]:
+        """Each command with what the journal already holds for its (actor, command id): the
+        earlier results of retried commands, looked up in one query."""
         keys = [
-            (command.actor, command.client_msg_id)
-            for command in commands
-            if type(command) is _SendMessage and command.client_msg_id
+            (command.actor, cid) for command, _ in batch if (cid := command.command_id) is not None
         ]
-        if not keys:
-            return commands
-        found = await self.journal.find_messages(keys)
+        found = await self.journal.find_commands(keys) if keys else None
         if not found:
-            return commands
-        for i, command in enumerate(commands):
-            if type(command) is _SendMessage and command.client_msg_id:
-                prior = found.get((command.actor, command.client_msg_id))
-                if prior is not None:
-                    commands[i] = _replace(command, prior=prior)
-        return commands
+            return [(command, None) for command, _ in batch]
+        attached: list[_Attached] = []
+        for command, _ in batch:
+            cid = command.command_id
+            recorded = None if cid is None else found.get((command.actor, cid))
+            attached.append((command, None if recorded is None else (recorded,)))
+        return attached
 
     async def _restore(self) -> None:
         """After a failed append, make the live state equal what the journal holds: what it

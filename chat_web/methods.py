@@ -235,16 +235,8 @@ def send_message(
 
 
 def sent_result(outcome: Outcome) -> r.SendMessageResult:
-    """send_message's result from its committed outcome (or the first one, for a duplicate)."""
-    if outcome.duplicate is not None:
-        ref = outcome.duplicate
-        return r.SendMessageResult(
-            message_id=ref.message_id,
-            room_id=ref.room_id,
-            seq=ref.seq,
-            timestamp=ref.timestamp,
-            duplicate=True,
-        )
+    """send_message's result from its recorded message: for a retry of its client_msg_id
+    (`duplicate`), the message the first one recorded, so the same result."""
     recorded = outcome.events[0]
     sent = recorded.event
     assert isinstance(sent, e.MessageSent)
@@ -253,7 +245,7 @@ def sent_result(outcome: Outcome) -> r.SendMessageResult:
         room_id=sent.room_id,
         seq=recorded.seq,
         timestamp=recorded.at,
-        duplicate=False,
+        duplicate=outcome.duplicate,
     )
 
 

@@ -77,7 +77,7 @@ class ProcessorMetrics:
         counts = self.commands
         for command, result in zip(commands, results, strict=True):
             if type(result) is Outcome:
-                outcome = "duplicate" if result.duplicate is not None else "ok"
+                outcome = "duplicate" if result.duplicate else "ok"
             else:
                 outcome = result.reason if isinstance(result, ChatError) else "error"
             key = (method_of(command), outcome)

@@ -25,6 +25,6 @@ def unjournaled_message(command: c.SendMessage, state: ChatState) -> e.MessageSe
     what `chat.persist_messages = false` delivers at once instead of journaling it."""
     events = decide(command, state)
     message = events[0] if events else None
-    # A send decides one message; a retry (`prior`) is never built in this mode.
+    # A send decides one message (retries are not deduplicated in this mode).
     assert isinstance(message, e.MessageSent)
     return message

@@ -1,7 +1,9 @@
 """Commands: what an actor asks for, imperative, with everything a decision depends on.
 
 The edge builds them: `actor` from the verified token, `at` from its clock, `limits` from
-settings, `prior` (for an idempotent retry) from the journal. The decider reads nothing else.
+settings. The decider reads nothing else. A command may carry a `command_id` (send_message: the
+client's `client_msg_id`): the processor answers a retry of the same (actor, command id) with
+what the first one recorded, without deciding it again.
 """
 
 from __future__ import annotations
@@ -13,19 +15,15 @@ import msgspec
 from chat_core.domain.rules import DEFAULT_LIMITS, Limits, Role
 
 
-class MessageRef(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """The first result of a message, returned again when its `client_msg_id` is re-sent."""
-
-    message_id: int
-    room_id: str
-    seq: int
-    timestamp: datetime
-
-
 class _Command(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     actor: str
     at: datetime
     limits: Limits = DEFAULT_LIMITS
+
+    @property
+    def command_id(self) -> str | None:
+        """The id that makes a retry of this command idempotent (per actor), if it has one."""
+        return None
 
 
 class RegisterAccount(_Command, frozen=True, kw_only=True):
@@ -118,7 +116,10 @@ class SendMessage(_Command, frozen=True, kw_only=True):
     room_id: str
     text: str
     client_msg_id: str | None = None
-    prior: MessageRef | None = None  # set when this (actor, client_msg_id) was already sent
+
+    @property
+    def command_id(self) -> str | None:
+        return self.client_msg_id or None
 
 
 class KickUser(_Command, frozen=True, kw_only=True):

@@ -286,9 +286,6 @@ def _leave(command: c.LeaveRoom, state: ChatState) -> list[e.Event]:
 
 def _send(command: c.SendMessage, state: ChatState) -> list[e.Event]:
     actor = _actor(command, state)
-    if command.prior is not None:
-        # An idempotent retry: the first result stands and nothing is appended again.
-        return []
     room = member_room(state, actor.username, command.room_id)
     check_text(command.text, command.limits.max_message_length, "text")
     return [

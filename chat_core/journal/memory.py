@@ -18,7 +18,6 @@ import msgspec
 
 from chat_core.domain import codec
 from chat_core.domain import events as e
-from chat_core.domain.commands import MessageRef
 from chat_core.errors import JournalConflict
 from chat_core.journal.port import HistoryPage, JournalPort, PackedPage, StoredRow
 
@@ -147,24 +146,11 @@ class MemoryJournal:
         chosen = seqs[max(start, stop - limit) : stop]
         return HistoryPage([_message(self._rows[seq - 1]) for seq in chosen], stop - start > limit)
 
-    async def find_messages(
+    async def find_commands(
         self, keys: Iterable[tuple[str, str]]
-    ) -> dict[tuple[str, str], MessageRef]:
-        found: dict[tuple[str, str], MessageRef] = {}
-        for key in set(keys):
-            seq = self._commands.get(key)
-            if seq is None:
-                continue
-            row = self._rows[seq - 1]
-            event = row.decode().event
-            if isinstance(event, e.MessageSent):
-                found[key] = MessageRef(
-                    message_id=event.message_id,
-                    room_id=event.room_id,
-                    seq=seq,
-                    timestamp=codec.from_micros(row.recorded_at),
-                )
-        return found
+    ) -> dict[tuple[str, str], e.Recorded]:
+        commands, rows = self._commands, self._rows
+        return {key: rows[seq - 1].decode() for key in keys if (seq := commands.get(key))}
 
     async def close(self) -> None:
         """Nothing to release: the rows stay, for a reopen of the same journal."""

@@ -1,5 +1,5 @@
 """Helpers both SQL journals share: read-ahead of pages, connections held for long, and the
-idempotency look-up's rows as message references."""
+idempotency look-up's rows keyed by (actor, command id)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from chat_core.domain import codec
 from chat_core.domain import events as e
-from chat_core.domain.commands import MessageRef
 
 _Page = TypeVar("_Page")
 
@@ -57,17 +56,8 @@ async def hold(engine: AsyncEngine) -> tuple[AsyncConnection, Any]:
     return conn, driver
 
 
-def message_refs(rows: Any) -> dict[tuple[str, str], MessageRef]:
-    """(actor, client id) -> the first result of each message among the look-up's rows
+def by_command(rows: Any) -> dict[tuple[str, str], e.Recorded]:
+    """(actor, command id) -> the recorded event that carries it, among the look-up's rows
     (`seq, tag, version, payload, actor, command_id, recorded_at`)."""
-    found: dict[tuple[str, str], MessageRef] = {}
-    for seq, tag, version, payload, actor, command_id, at in rows:
-        message = codec.decode_event(seq, tag, version, payload)
-        if isinstance(message, e.MessageSent):
-            found[(actor, command_id)] = MessageRef(
-                message_id=message.message_id,
-                room_id=message.room_id,
-                seq=seq,
-                timestamp=codec.from_micros(at),
-            )
-    return found
+    decode = codec.decode_row
+    return {(row[4], row[5]): decode(*row) for row in rows}

@@ -16,7 +16,6 @@ import msgspec
 
 from chat_core.domain import codec
 from chat_core.domain import events as e
-from chat_core.domain.commands import MessageRef
 
 
 class StoredRow(msgspec.Struct, frozen=True, gc=False):
@@ -114,10 +113,11 @@ class JournalPort(Protocol):
         """The last `limit` messages of a room with after_seq < seq < before_seq."""
         ...
 
-    async def find_messages(
+    async def find_commands(
         self, keys: Iterable[tuple[str, str]]
-    ) -> dict[tuple[str, str], MessageRef]:
-        """The messages already recorded for (actor, client_msg_id) pairs: idempotent retries."""
+    ) -> dict[tuple[str, str], e.Recorded]:
+        """For each (actor, command id) already recorded, the event that carries it (a command's
+        first event): idempotent retries. Keys not recorded are absent."""
         ...
 
     async def close(self) -> None: ...

@@ -24,10 +24,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 
 from chat_core.domain import codec
 from chat_core.domain import events as e
-from chat_core.domain.commands import MessageRef
 from chat_core.errors import JournalConflict, JournalError, UnsupportedJournal
 from chat_core.journal import pg_sql as q
-from chat_core.journal.pages import hold, message_refs, prefetching
+from chat_core.journal.pages import by_command, hold, prefetching
 from chat_core.journal.port import HistoryPage, JournalPort, PackedPage, StoredRow
 
 _TOP = 2**62
@@ -228,9 +227,9 @@ class PostgresJournal:
         messages.reverse()
         return HistoryPage(messages, len(rows) > limit)
 
-    async def find_messages(
+    async def find_commands(
         self, keys: Iterable[tuple[str, str]]
-    ) -> dict[tuple[str, str], MessageRef]:
+    ) -> dict[tuple[str, str], e.Recorded]:
         wanted = list(set(keys))
         if not wanted:
             return {}
@@ -245,7 +244,7 @@ class PostgresJournal:
                 held, self._lookup = self._lookup, None
                 await _release(held)
                 raise JournalError(f"the idempotency look-up failed: {exc}") from exc
-        return message_refs(rows)
+        return by_command(rows)
 
     async def kept_secret(self, name: str, candidate: str) -> str:
         """The secret kept under `name`, `candidate` if none was (then kept): the first node

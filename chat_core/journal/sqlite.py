@@ -33,9 +33,8 @@ from sqlalchemy.pool import NullPool
 
 from chat_core.domain import codec
 from chat_core.domain import events as e
-from chat_core.domain.commands import MessageRef
 from chat_core.errors import JournalConflict, JournalError, UnsupportedJournal
-from chat_core.journal.pages import hold, message_refs, prefetching
+from chat_core.journal.pages import by_command, hold, prefetching
 from chat_core.journal.port import HistoryPage, JournalPort, PackedPage, StoredRow
 from chat_core.journal.sql import (
     COLUMNS,
@@ -376,10 +375,10 @@ class Journal:
         messages.reverse()
         return HistoryPage(messages, len(rows) > limit)
 
-    async def find_messages(
+    async def find_commands(
         self, keys: Iterable[tuple[str, str]]
-    ) -> dict[tuple[str, str], MessageRef]:
-        """The messages already recorded for (actor, client_msg_id) pairs: idempotent retries."""
+    ) -> dict[tuple[str, str], e.Recorded]:
+        """The events recorded for (actor, command id) pairs: idempotent retries."""
         wanted = list(set(keys))
         if not wanted:
             return {}
@@ -387,7 +386,7 @@ class Journal:
             if self._lookup_conn is None:
                 self._lookup_conn, self._lookup_driver = await hold(self._reader)
             rows = await self._lookup_driver.execute_fetchall(FIND_SQL, (json.dumps(wanted),))
-        return message_refs(rows)
+        return by_command(rows)
 
 
 if TYPE_CHECKING:

@@ -20,7 +20,8 @@ events = Table(
     Column("version", Integer, nullable=False),
     Column("payload", Text, nullable=False),  # the event as JSON
     Column("actor", Text, nullable=False),
-    Column("command_id", Text, nullable=True),  # the sender's client_msg_id
+    # The command's id (send_message: the client_msg_id), on the first event of the command.
+    Column("command_id", Text, nullable=True),
     Column("recorded_at", Int64, nullable=False),  # microseconds since the epoch, UTC
     # History pages: "messages of room R before seq S, newest first".
     Index("ix_events_stream_tag_seq", "stream", "tag", "seq"),

@@ -202,28 +202,48 @@ async def test_history_of_a_room_without_messages_is_empty(journal):
     assert await journal.history("nowhere", None, 50) == ([], False)
 
 
-async def test_find_messages_returns_the_first_results_of_client_ids(journal):
-    await journal.append(0, [_message(1, 1, cmid="a"), _other(2), _message(3, 2, cmid="b")])
-    found = await journal.find_messages([("bob", "a"), ("bob", "b"), ("bob", "z"), ("eve", "a")])
-    assert set(found) == {("bob", "a"), ("bob", "b")}
-    assert (found[("bob", "b")].seq, found[("bob", "b")].message_id) == (3, 2)
-    assert found[("bob", "a")].timestamp == at(1)
-    assert await journal.find_messages([]) == {}
+async def test_find_commands_returns_the_events_recorded_with_command_ids(journal):
+    first, other, second = _message(1, 1, cmid="a"), _other(2), _message(3, 2, cmid="b")
+    await journal.append(0, [first, other, second])
+    found = await journal.find_commands([("bob", "a"), ("bob", "b"), ("bob", "z"), ("eve", "a")])
+    assert found == {("bob", "a"): first, ("bob", "b"): second}
+    assert (found[("bob", "b")].seq, found[("bob", "b")].event.message_id) == (3, 2)
+    assert found[("bob", "a")].at == at(1)
+    assert await journal.find_commands([]) == {}
 
 
-async def test_find_messages_keys_a_client_msg_id_by_its_actor(journal):
-    # The same client_msg_id from two users is two messages (the unique key is per actor).
+async def test_find_commands_keys_a_command_id_by_its_actor(journal):
+    # The same command id from two users is two commands (the unique key is per actor).
     eve = msgspec.structs.replace(_message(2, 2, cmid="a"), actor="eve")
     await journal.append(0, [_message(1, 1, cmid="a"), eve])
-    found = await journal.find_messages([("bob", "a"), ("eve", "a")])
-    assert {key: ref.seq for key, ref in found.items()} == {("bob", "a"): 1, ("eve", "a"): 2}
+    found = await journal.find_commands([("bob", "a"), ("eve", "a")])
+    assert {key: recorded.seq for key, recorded in found.items()} == {
+        ("bob", "a"): 1,
+        ("eve", "a"): 2,
+    }
+
+
+async def test_find_commands_finds_an_event_of_any_kind(journal):
+    # The journal knows no command: whatever event carries the id is what a retry gets back.
+    created = e.Recorded(
+        seq=1,
+        at=at(1),
+        actor="bob",
+        event=e.RoomCreated(room_id="lobby", room_name="lobby", created_by="bob"),
+        command_id="j1",
+    )
+    joined = e.Recorded(
+        seq=2, at=at(1), actor="bob", event=e.UserJoined(room_id="lobby", username="bob")
+    )
+    await journal.append(0, [created, joined])
+    assert await journal.find_commands([("bob", "j1"), ("bob", "j1")]) == {("bob", "j1"): created}
 
 
 async def test_a_client_msg_id_twice_in_one_batch_fails_the_whole_batch(journal):
     with pytest.raises(JournalConflict):
         await journal.append(0, [_message(1, 1, cmid="same"), _message(2, 2, cmid="same")])
     assert await journal.head() == 0
-    assert await journal.find_messages([("bob", "same")]) == {}
+    assert await journal.find_commands([("bob", "same")]) == {}
     await journal.append(0, [_message(1, 1, cmid="same")])
     assert await journal.head() == 1
 

@@ -43,8 +43,8 @@ class JournalMachine(RuleBasedStateMachine):
         self.tmp = tempfile.mkdtemp(prefix="chat-stateful-")
         self.core: LiveCore | None = None
         self.clock = T0
-        # (actor, client_msg_id) -> the first result of that message
-        self.sent: dict[tuple[str, str], c.MessageRef] = {}
+        # (actor, client_msg_id) -> what the first send of that message recorded
+        self.sent: dict[tuple[str, str], tuple[e.Recorded, ...]] = {}
         self.last_client_send: c.SendMessage | None = None
 
     @initialize()
@@ -64,6 +64,7 @@ class JournalMachine(RuleBasedStateMachine):
             if isinstance(command, c.SendMessage) and command.client_msg_id
             else None
         )
+        head = self.core.head() if key in self.sent else None
         try:
             outcome = self.core.submit(command)
         except ChatError:
@@ -72,18 +73,15 @@ class JournalMachine(RuleBasedStateMachine):
             return
         if key in self.sent:
             # A retry: the first result comes back and nothing is appended again.
-            assert outcome.duplicate == self.sent[key]
-            assert outcome.events == ()
+            assert outcome.duplicate is True
+            assert outcome.events == self.sent[key]
+            assert self.core.head() == head
         else:
-            assert outcome.duplicate is None
+            assert outcome.duplicate is False
             (sent,) = outcome.events
             assert isinstance(sent.event, e.MessageSent)
-            self.sent[key] = c.MessageRef(
-                message_id=sent.event.message_id,
-                room_id=sent.event.room_id,
-                seq=sent.seq,
-                timestamp=sent.at,
-            )
+            assert sent.command_id == key[1]
+            self.sent[key] = outcome.events
             assert isinstance(command, c.SendMessage)
             self.last_client_send = command
 
@@ -111,14 +109,14 @@ class JournalMachine(RuleBasedStateMachine):
         assert self.core is not None and self.last_client_send is not None
         command = msgspec.structs.replace(self.last_client_send, at=self.clock)
         key = (command.actor, command.client_msg_id or "")
-        head = self.core.head()
+        head = self.core.head() if key in self.sent else None
         try:
             outcome = self.core.submit(command)
         except (Banned, Unauthenticated):
             assert self.core.head() == head
             return
-        assert outcome.duplicate == self.sent[key]
-        assert outcome.events == ()
+        assert outcome.duplicate is True
+        assert outcome.events == self.sent[key]
         assert self.core.head() == head
 
     @rule()

@@ -57,11 +57,6 @@ def test_message_length_counts_code_points_so_an_emoji_counts_as_one():
     rejected(send("bob", emoji + "!"), world(), -32602, "message_too_long")
 
 
-def test_a_retry_with_a_prior_result_appends_nothing():
-    prior = c.MessageRef(message_id=7, room_id="general", seq=42, timestamp=T0)
-    assert decide(send("bob", "hello", client_msg_id="m1", prior=prior), world()) == []
-
-
 def test_a_banned_member_cannot_send():
     ban = c.BanUser(actor="mod", at=T0, target="bob", duration_seconds=60)
     _, state = then(ban, world())

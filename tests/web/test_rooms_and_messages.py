@@ -1,4 +1,6 @@
-"""Rooms, membership, messages and the read methods (docs/protocol.md sections 4 and 5)."""
+"""Rooms, membership, messages and the read methods (docs/protocol.md sections 4 and 5).
+Socket-free: the real reader, handlers, hub and processor in process (frames_kit), talked to by
+the end-to-end tests' own client; nothing here is the network's (tests/e2e has the socket)."""
 
 from __future__ import annotations
 
@@ -7,7 +9,8 @@ import uuid
 from typing import Any
 
 import pytest
-from helpers import GENEROUS_LIMITS, Client, Harness, parse_time, unique
+from frames_kit import GENEROUS_LIMITS, InProcessChat
+from rpc_client import Client, parse_time, unique
 
 HISTORY_ON_JOIN = 5
 MESSAGE_FIELDS = {"seq", "message_id", "room_id", "username", "text", "timestamp"}
@@ -42,7 +45,7 @@ async def sentinel(sender: Client, room_id: str, *readers: Client) -> None:
 # --- join --------------------------------------------------------------------------------------
 
 
-async def test_joining_a_new_room_creates_it_and_tells_everyone(chat: Harness) -> None:
+async def test_joining_a_new_room_creates_it_and_tells_everyone(chat: InProcessChat) -> None:
     _, observer = await chat.user_client("obs")
     creator, client = await chat.user_client("creator")
     name = unique("Room")
@@ -68,7 +71,7 @@ async def test_joining_a_new_room_creates_it_and_tells_everyone(chat: Harness) -
 
 
 async def test_room_names_are_case_insensitive_and_keep_the_creators_spelling(
-    chat: Harness,
+    chat: InProcessChat,
 ) -> None:
     _, first = await chat.user_client("first")
     second_user, second = await chat.user_client("second")
@@ -83,7 +86,7 @@ async def test_room_names_are_case_insensitive_and_keep_the_creators_spelling(
     assert joined == {**joined, "room_id": name.lower(), "user_count": 2}
 
 
-async def test_rejoining_a_room_appends_nothing_and_succeeds(chat: Harness) -> None:
+async def test_rejoining_a_room_appends_nothing_and_succeeds(chat: InProcessChat) -> None:
     _, client = await chat.user_client("rejoin")
     name = unique("again")
     await client.call("join_room", room_name=name)
@@ -98,20 +101,21 @@ async def test_rejoining_a_room_appends_nothing_and_succeeds(chat: Harness) -> N
     assert len([c for c in client.received("room_created") if c["room_id"] == name.lower()]) == 1
 
 
-async def test_existing_users_are_all_members_sorted_case_insensitively(chat: Harness) -> None:
+async def test_existing_users_are_all_members_sorted_case_insensitively(
+    chat: InProcessChat,
+) -> None:
     tag = uuid.uuid4().hex[:6]
     names = [f"c_{tag}", f"B_{tag}", f"a_{tag}", f"D_{tag}"]
     room = unique("sorted")
     result: dict[str, Any] = {}
     for name in names:
-        assert (await chat.register(name)).status_code == 201
-        client = await chat.connect(await chat.login(name, "correct-horse-1"))
+        client = await chat.connect(await chat.named_user(name))
         result = await client.call("join_room", room_name=room)
     assert result["existing_users"] == sorted(names, key=str.lower)
     assert result["user_count"] == len(names)
 
 
-async def test_join_returns_the_last_messages_of_the_room_oldest_first(chat: Harness) -> None:
+async def test_join_returns_the_last_messages_of_the_room_oldest_first(chat: InProcessChat) -> None:
     author, talker = await chat.user_client("talker")
     room = unique("hist")
     room_id = room.lower()
@@ -133,7 +137,7 @@ async def test_join_returns_the_last_messages_of_the_room_oldest_first(chat: Har
             assert message.get("client_msg_id") is None
 
 
-async def test_join_sets_the_current_room(chat: Harness) -> None:
+async def test_join_sets_the_current_room(chat: InProcessChat) -> None:
     _, client = await chat.user_client("cur")
     first, second = unique("one"), unique("two")
     await client.call("join_room", room_name=first)
@@ -164,13 +168,13 @@ async def test_join_sets_the_current_room(chat: Harness) -> None:
         "x" * 51,
     ],
 )
-async def test_join_rejects_invalid_room_names(chat: Harness, name: str) -> None:
+async def test_join_rejects_invalid_room_names(chat: InProcessChat, name: str) -> None:
     _, client = await chat.user_client("badroom")
     error = await client.error_of("join_room", room_name=name)
     assert (error.code, error.reason) == (-32602, "invalid_room_name"), error
 
 
-async def test_room_names_of_the_maximum_length_are_accepted(chat: Harness) -> None:
+async def test_room_names_of_the_maximum_length_are_accepted(chat: InProcessChat) -> None:
     _, client = await chat.user_client("longroom")
     name = (unique("R") + "x" * 50)[:50]
     assert (await client.call("join_room", room_name=name))["room_id"] == name.lower()
@@ -179,7 +183,7 @@ async def test_room_names_of_the_maximum_length_are_accepted(chat: Harness) -> N
 # --- leave -------------------------------------------------------------------------------------
 
 
-async def test_leaving_a_room_tells_its_members_and_the_leaver(chat: Harness) -> None:
+async def test_leaving_a_room_tells_its_members_and_the_leaver(chat: InProcessChat) -> None:
     leaver, client = await chat.user_client("leaver")
     _, other = await chat.user_client("stayer")
     room = unique("exit")
@@ -198,7 +202,9 @@ async def test_leaving_a_room_tells_its_members_and_the_leaver(chat: Harness) ->
     assert (error.code, error.reason) == (-32004, "not_a_member")
 
 
-async def test_leave_without_a_room_leaves_the_current_one_and_falls_back(chat: Harness) -> None:
+async def test_leave_without_a_room_leaves_the_current_one_and_falls_back(
+    chat: InProcessChat,
+) -> None:
     _, client = await chat.user_client("fallback")
     first, second = unique("aa"), unique("bb")
     await client.call("join_room", room_name=first)
@@ -211,7 +217,7 @@ async def test_leave_without_a_room_leaves_the_current_one_and_falls_back(chat: 
     assert (await client.call("whoami"))["current_room"] is None
 
 
-async def test_membership_survives_a_reconnect(chat: Harness) -> None:
+async def test_membership_survives_a_reconnect(chat: InProcessChat) -> None:
     user, client = await chat.user_client("durable")
     room = unique("stay")
     await client.call("join_room", room_name=room)
@@ -225,7 +231,7 @@ async def test_membership_survives_a_reconnect(chat: Harness) -> None:
 # --- messages ----------------------------------------------------------------------------------
 
 
-async def test_a_message_reaches_the_members_and_not_the_others(chat: Harness) -> None:
+async def test_a_message_reaches_the_members_and_not_the_others(chat: InProcessChat) -> None:
     sender_user, sender = await chat.user_client("sender")
     _, member = await chat.user_client("member")
     _, outsider = await chat.user_client("outsider")
@@ -255,7 +261,7 @@ async def test_a_message_reaches_the_members_and_not_the_others(chat: Harness) -
 
 
 async def test_a_connection_of_the_sender_outside_the_room_still_gets_the_message(
-    chat: Harness,
+    chat: InProcessChat,
 ) -> None:
     user, first = await chat.user_client("multi")
     second = await chat.connect(user)
@@ -265,7 +271,7 @@ async def test_a_connection_of_the_sender_outside_the_room_still_gets_the_messag
     await second.params_of("message_received", text="to all my sockets")
 
 
-async def test_non_member_cannot_send_or_read_history(chat: Harness) -> None:
+async def test_non_member_cannot_send_or_read_history(chat: InProcessChat) -> None:
     _, owner = await chat.user_client("owner")
     _, stranger = await chat.user_client("stranger")
     room = unique("private")
@@ -276,14 +282,14 @@ async def test_non_member_cannot_send_or_read_history(chat: Harness) -> None:
     assert (error.code, error.reason) == (-32004, "not_a_member")
 
 
-async def test_sending_to_a_room_that_does_not_exist_is_not_found(chat: Harness) -> None:
+async def test_sending_to_a_room_that_does_not_exist_is_not_found(chat: InProcessChat) -> None:
     _, client = await chat.user_client("nowhere")
     error = await client.error_of("send_message", room_id=unique("ghost"), text="hello?")
     assert (error.code, error.reason) == (-32003, "room_not_found")
 
 
 async def test_a_repeated_client_msg_id_returns_the_first_result_and_delivers_once(
-    chat: Harness,
+    chat: InProcessChat,
 ) -> None:
     _, sender = await chat.user_client("retry")
     _, reader = await chat.user_client("reader")
@@ -308,7 +314,7 @@ async def test_a_repeated_client_msg_id_returns_the_first_result_and_delivers_on
     assert [m["text"] for m in history].count("once") == 1
 
 
-async def test_the_same_client_msg_id_from_two_users_is_two_messages(chat: Harness) -> None:
+async def test_the_same_client_msg_id_from_two_users_is_two_messages(chat: InProcessChat) -> None:
     _, one = await chat.user_client("one")
     _, two = await chat.user_client("two")
     room = unique("shared")
@@ -320,7 +326,7 @@ async def test_the_same_client_msg_id_from_two_users_is_two_messages(chat: Harne
     assert a["message_id"] != b["message_id"]
 
 
-async def test_message_length_is_counted_in_code_points(chat: Harness) -> None:
+async def test_message_length_is_counted_in_code_points(chat: InProcessChat) -> None:
     _, client = await chat.user_client("len")
     room = unique("len")
     await client.call("join_room", room_name=room)
@@ -334,7 +340,7 @@ async def test_message_length_is_counted_in_code_points(chat: Harness) -> None:
 
 
 @pytest.mark.parametrize("text", ["", " ", "   \n\t  "])
-async def test_empty_or_blank_messages_are_refused(chat: Harness, text: str) -> None:
+async def test_empty_or_blank_messages_are_refused(chat: InProcessChat, text: str) -> None:
     _, client = await chat.user_client("blank")
     room = unique("blank")
     await client.call("join_room", room_name=room)
@@ -344,7 +350,7 @@ async def test_empty_or_blank_messages_are_refused(chat: Harness, text: str) -> 
 
 @pytest.mark.parametrize("text", ["\x1b[2K\r<admin> forged", "\x1b]52;c;aGVsbG8=\x07", "x\x9b"])
 async def test_messages_with_control_characters_are_refused_as_invalid_text(
-    chat: Harness, text: str
+    chat: InProcessChat, text: str
 ) -> None:
     _, client = await chat.user_client("ctl")
     room = unique("ctl")
@@ -355,7 +361,7 @@ async def test_messages_with_control_characters_are_refused_as_invalid_text(
     assert ok["duplicate"] is False
 
 
-async def test_a_message_of_zero_width_characters_is_empty(chat: Harness) -> None:
+async def test_a_message_of_zero_width_characters_is_empty(chat: InProcessChat) -> None:
     _, client = await chat.user_client("zw")
     room = unique("zw")
     await client.call("join_room", room_name=room)
@@ -363,7 +369,7 @@ async def test_a_message_of_zero_width_characters_is_empty(chat: Harness) -> Non
     assert (error.code, error.reason, error.data["field"]) == (-32602, "empty_message", "text")
 
 
-async def test_message_ids_and_seqs_grow(chat: Harness) -> None:
+async def test_message_ids_and_seqs_grow(chat: InProcessChat) -> None:
     _, client = await chat.user_client("grow")
     room = unique("grow")
     await client.call("join_room", room_name=room)
@@ -378,7 +384,7 @@ async def test_message_ids_and_seqs_grow(chat: Harness) -> None:
 # --- reads -------------------------------------------------------------------------------------
 
 
-async def test_list_rooms_is_sorted_and_describes_each_room(chat: Harness) -> None:
+async def test_list_rooms_is_sorted_and_describes_each_room(chat: InProcessChat) -> None:
     creator, client = await chat.user_client("lister")
     tag = uuid.uuid4().hex[:6]
     for name in (f"Zz_{tag}", f"aa_{tag}", f"Mm_{tag}"):
@@ -397,13 +403,12 @@ async def test_list_rooms_is_sorted_and_describes_each_room(chat: Harness) -> No
     parse_time(room["created_at"])
 
 
-async def test_list_members_is_sorted_with_roles_and_presence(chat: Harness) -> None:
+async def test_list_members_is_sorted_with_roles_and_presence(chat: InProcessChat) -> None:
     tag = uuid.uuid4().hex[:6]
     room = unique("members")
     clients = {}
     for name in (f"y_{tag}", f"X_{tag}", f"w_{tag}"):
-        assert (await chat.register(name)).status_code == 201
-        clients[name] = await chat.connect(await chat.login(name, "correct-horse-1"))
+        clients[name] = await chat.connect(await chat.named_user(name))
         await clients[name].call("join_room", room_name=room)
     await clients[f"y_{tag}"].close()
     result = await clients[f"w_{tag}"].call("list_members", room_id=room.lower())
@@ -415,13 +420,13 @@ async def test_list_members_is_sorted_with_roles_and_presence(chat: Harness) -> 
     assert online[f"w_{tag}"] is True and online[f"X_{tag}"] is True
 
 
-async def test_list_members_of_a_missing_room_is_not_found(chat: Harness) -> None:
+async def test_list_members_of_a_missing_room_is_not_found(chat: InProcessChat) -> None:
     _, client = await chat.user_client("lm")
     error = await client.error_of("list_members", room_id=unique("nope"))
     assert (error.code, error.reason) == (-32003, "room_not_found")
 
 
-async def test_get_history_pages_backwards_with_before_seq(chat: Harness) -> None:
+async def test_get_history_pages_backwards_with_before_seq(chat: InProcessChat) -> None:
     _, client = await chat.user_client("pager")
     room = unique("pages")
     room_id = room.lower()
@@ -449,7 +454,7 @@ async def test_get_history_pages_backwards_with_before_seq(chat: Harness) -> Non
         assert_message(message, room_id=room_id)
 
 
-async def test_get_history_defaults_to_50_and_cuts_large_limits_to_200(chat: Harness) -> None:
+async def test_get_history_defaults_to_50_and_cuts_large_limits_to_200(chat: InProcessChat) -> None:
     _, client = await chat.user_client("bulk")
     room = unique("bulk")
     room_id = room.lower()
@@ -471,7 +476,7 @@ async def test_get_history_defaults_to_50_and_cuts_large_limits_to_200(chat: Har
     assert len(rest["messages"]) == 5 and rest["has_more"] is False
 
 
-async def test_whoami_describes_the_caller(chat: Harness) -> None:
+async def test_whoami_describes_the_caller(chat: InProcessChat) -> None:
     user, client = await chat.user_client("me")
     assert await client.call("whoami") == {
         "username": user.username,
@@ -487,7 +492,7 @@ async def test_whoami_describes_the_caller(chat: Harness) -> None:
     assert me["current_room"] == f"b_{tag}"
 
 
-async def test_ping_returns_pong_and_the_journal_seq(chat: Harness) -> None:
+async def test_ping_returns_pong_and_the_journal_seq(chat: InProcessChat) -> None:
     _, client = await chat.user_client("ping")
     result = await client.call("ping")
     assert result["pong"] is True

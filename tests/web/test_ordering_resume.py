@@ -1,4 +1,8 @@
-"""One order per connection, and resume with `since` (docs/protocol.md section 5)."""
+"""One order per connection, and resume with `since` (docs/protocol.md section 5).
+Socket-free: the real connection set-up (its resume backlog), reader, hub and processor in
+process over the in-memory journal (frames_kit), talked to by the end-to-end tests' own client;
+resume through a real socket and a SQLite journal is tested end to end (tests/e2e/test_restart,
+tests/reliability/test_resume_churn)."""
 
 from __future__ import annotations
 
@@ -7,9 +11,10 @@ import itertools
 import uuid
 from typing import Any
 
-from helpers import Client, Harness, durable, unique
+from frames_kit import InProcessChat, InProcessServer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from rpc_client import Client, durable, unique
 
 
 def stripped(notifications: list[dict[str, Any]], after: int) -> list[dict[str, Any]]:
@@ -44,7 +49,9 @@ async def marker(sender: Client, room_id: str, *readers: Client) -> str:
 # --- one order ---------------------------------------------------------------------------------
 
 
-async def test_each_connection_receives_seqs_in_strictly_increasing_order(chat: Harness) -> None:
+async def test_each_connection_receives_seqs_in_strictly_increasing_order(
+    chat: InProcessChat,
+) -> None:
     _, a = await chat.user_client("a")
     _, b = await chat.user_client("b")
     _, c = await chat.user_client("c")
@@ -77,7 +84,7 @@ async def test_each_connection_receives_seqs_in_strictly_increasing_order(chat: 
 # --- resume ------------------------------------------------------------------------------------
 
 
-async def test_resume_delivers_exactly_what_a_twin_connection_received(chat: Harness) -> None:
+async def test_resume_delivers_exactly_what_a_twin_connection_received(chat: InProcessChat) -> None:
     user, twin = await chat.user_client("resumer")
     leaving = await chat.connect(user)
     victim, victim_client = await chat.user_client("victim")
@@ -128,7 +135,7 @@ async def test_resume_delivers_exactly_what_a_twin_connection_received(chat: Har
     assert {"while away 1", "in the new room"} <= set(texts)
 
 
-async def test_resume_from_the_journal_head_replays_nothing(chat: Harness) -> None:
+async def test_resume_from_the_journal_head_replays_nothing(chat: InProcessChat) -> None:
     user, first = await chat.user_client("head")
     _, other = await chat.user_client("other")
     room = unique("head")
@@ -143,7 +150,7 @@ async def test_resume_from_the_journal_head_replays_nothing(chat: Harness) -> No
 
 
 async def test_a_connection_without_since_is_not_resumed_and_replays_nothing(
-    chat: Harness,
+    chat: InProcessChat,
 ) -> None:
     user, first = await chat.user_client("fresh")
     _, other = await chat.user_client("other")
@@ -245,8 +252,8 @@ ACTIONS = [
 ]
 
 
-async def _resume_scenario(server_url: str, ws_url: str, actions: list[str], away: int) -> None:
-    async with Harness(server_url, ws_url) as chat:
+async def _resume_scenario(server: InProcessServer, actions: list[str], away: int) -> None:
+    async with server.harness() as chat:
         user, twin = await chat.user_client("hyp")
         dropped = await chat.connect(user)
         _, v = await chat.user_client("hv")
@@ -304,7 +311,7 @@ async def _resume_scenario(server_url: str, ws_url: str, actions: list[str], awa
 
 
 @settings(
-    max_examples=10,
+    max_examples=50,  # in process, 50 examples take less time than 10 did over a socket
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.too_slow],
@@ -314,6 +321,6 @@ async def _resume_scenario(server_url: str, ws_url: str, actions: list[str], awa
     away=st.integers(min_value=0, max_value=5),
 )
 def test_resume_at_any_point_matches_a_connection_that_stayed(
-    server: Any, actions: list[str], away: int
+    actions: list[str], away: int
 ) -> None:
-    asyncio.run(_resume_scenario(server.url, server.ws_url, actions, away))
+    asyncio.run(_resume_scenario(InProcessServer(), actions, away))

@@ -1,4 +1,7 @@
-"""JSON-RPC 2.0 over the socket: errors, batches, notifications (docs/protocol.md section 3)."""
+"""JSON-RPC 2.0 over the connection: errors, batches, notifications (docs/protocol.md section
+3). Socket-free: the real reader, handlers and processor in process (frames_kit), talked to by
+the end-to-end tests' own client; nothing here depends on the network (the WebSocket itself is
+tested end to end in tests/e2e)."""
 
 from __future__ import annotations
 
@@ -6,7 +9,8 @@ import json
 from typing import Any
 
 import pytest
-from helpers import Client, Harness, rpc_frame, unique
+from frames_kit import InProcessChat
+from rpc_client import Client, rpc_frame, unique
 
 
 def assert_error(frame: Any, code: int, reason: str, request_id: Any) -> dict[str, Any]:
@@ -28,7 +32,7 @@ async def still_serves(client: Client) -> None:
 
 
 @pytest.fixture
-async def client(chat: Harness) -> Client:
+async def client(chat: InProcessChat) -> Client:
     _, connected = await chat.user_client("rpc")
     return connected
 
@@ -234,7 +238,7 @@ async def test_results_are_objects_for_every_user_method(client: Client) -> None
     assert all(isinstance(result, dict) for result in results)
 
 
-async def test_pipelined_sends_are_answered_in_request_order(chat: Harness) -> None:
+async def test_pipelined_sends_are_answered_in_request_order(chat: InProcessChat) -> None:
     """Lone send_message frames run ahead of their commits; answers still leave in request
     order, whether a send commits, is refused by the processor (not a member, blank text) or
     by the parser (no text: that frame is not pipelined and waits for those before it)."""

@@ -1,4 +1,6 @@
-"""Presence and typing: ephemeral notifications, never journaled (docs/protocol.md 4, 5)."""
+"""Presence and typing: ephemeral notifications, never journaled (docs/protocol.md 4, 5).
+Socket-free: the real reader, hub (presence, typing) and processor in process (frames_kit),
+talked to by the end-to-end tests' own client; a close is the reader seeing the disconnect."""
 
 from __future__ import annotations
 
@@ -6,7 +8,8 @@ import time
 import uuid
 from typing import Any
 
-from helpers import Client, Harness, unique
+from frames_kit import InProcessChat
+from rpc_client import Client, unique
 
 
 async def shared_room(*clients: Client) -> str:
@@ -31,7 +34,7 @@ def presence_of(client: Client, username: str) -> list[bool]:
 # --- presence ----------------------------------------------------------------------------------
 
 
-async def test_co_members_see_a_user_come_online_and_go_offline(chat: Harness) -> None:
+async def test_co_members_see_a_user_come_online_and_go_offline(chat: InProcessChat) -> None:
     _, watcher = await chat.user_client("watcher")
     mover, first = await chat.user_client("mover")
     room = await shared_room(watcher, first)
@@ -54,7 +57,7 @@ async def test_co_members_see_a_user_come_online_and_go_offline(chat: Harness) -
     assert online_count == [1]
 
 
-async def test_a_second_connection_keeps_a_user_online(chat: Harness) -> None:
+async def test_a_second_connection_keeps_a_user_online(chat: InProcessChat) -> None:
     _, watcher = await chat.user_client("watcher")
     user, first = await chat.user_client("twice")
     room = await shared_room(watcher, first)
@@ -69,7 +72,7 @@ async def test_a_second_connection_keeps_a_user_online(chat: Harness) -> None:
     await watcher.params_of("presence_changed", username=user.username, online=False)
 
 
-async def test_presence_is_not_sent_to_users_sharing_no_room(chat: Harness) -> None:
+async def test_presence_is_not_sent_to_users_sharing_no_room(chat: InProcessChat) -> None:
     _, watcher = await chat.user_client("watcher")
     _, stranger = await chat.user_client("stranger")
     mover, first = await chat.user_client("mover")
@@ -86,7 +89,7 @@ async def test_presence_is_not_sent_to_users_sharing_no_room(chat: Harness) -> N
 # --- typing ------------------------------------------------------------------------------------
 
 
-async def test_typing_start_and_stop_reach_the_other_members_only(chat: Harness) -> None:
+async def test_typing_start_and_stop_reach_the_other_members_only(chat: InProcessChat) -> None:
     typist, typing = await chat.user_client("typist")
     _, reader = await chat.user_client("reader")
     _, outsider = await chat.user_client("outsider")
@@ -109,7 +112,7 @@ async def test_typing_start_and_stop_reach_the_other_members_only(chat: Harness)
     assert outsider.received("user_started_typing") == []
 
 
-async def test_typing_defaults_to_the_current_room(chat: Harness) -> None:
+async def test_typing_defaults_to_the_current_room(chat: InProcessChat) -> None:
     typist, typing = await chat.user_client("typist")
     _, reader = await chat.user_client("reader")
     room = await shared_room(reader, typing)
@@ -118,7 +121,7 @@ async def test_typing_defaults_to_the_current_room(chat: Harness) -> None:
     assert started["room_id"] == room
 
 
-async def test_sending_a_message_ends_typing(chat: Harness) -> None:
+async def test_sending_a_message_ends_typing(chat: InProcessChat) -> None:
     typist, typing = await chat.user_client("typist")
     _, reader = await chat.user_client("reader")
     room = await shared_room(typing, reader)
@@ -129,7 +132,7 @@ async def test_sending_a_message_ends_typing(chat: Harness) -> None:
     assert stopped["room_id"] == room
 
 
-async def test_leaving_the_room_ends_typing(chat: Harness) -> None:
+async def test_leaving_the_room_ends_typing(chat: InProcessChat) -> None:
     typist, typing = await chat.user_client("typist")
     _, reader = await chat.user_client("reader")
     room = await shared_room(typing, reader)
@@ -139,7 +142,7 @@ async def test_leaving_the_room_ends_typing(chat: Harness) -> None:
     await reader.params_of("user_stopped_typing", username=typist.username, room_id=room)
 
 
-async def test_disconnecting_ends_typing(chat: Harness) -> None:
+async def test_disconnecting_ends_typing(chat: InProcessChat) -> None:
     typist, typing = await chat.user_client("typist")
     _, reader = await chat.user_client("reader")
     room = await shared_room(typing, reader)
@@ -149,7 +152,7 @@ async def test_disconnecting_ends_typing(chat: Harness) -> None:
     await reader.params_of("user_stopped_typing", username=typist.username, room_id=room)
 
 
-async def test_a_kick_ends_typing(chat: Harness) -> None:
+async def test_a_kick_ends_typing(chat: InProcessChat) -> None:
     typist, typing = await chat.user_client("typist")
     _, reader = await chat.user_client("reader")
     room = await shared_room(typing, reader)
@@ -160,7 +163,7 @@ async def test_a_kick_ends_typing(chat: Harness) -> None:
     await reader.params_of("user_stopped_typing", username=typist.username, room_id=room)
 
 
-async def test_typing_in_a_room_one_is_not_in_is_refused(chat: Harness) -> None:
+async def test_typing_in_a_room_one_is_not_in_is_refused(chat: InProcessChat) -> None:
     _, owner = await chat.user_client("owner")
     _, stranger = await chat.user_client("stranger")
     room = await shared_room(owner)
@@ -169,7 +172,7 @@ async def test_typing_in_a_room_one_is_not_in_is_refused(chat: Harness) -> None:
         assert (error.code, error.reason) == (-32004, "not_a_member"), method
 
 
-async def test_typing_is_never_journaled(chat: Harness) -> None:
+async def test_typing_is_never_journaled(chat: InProcessChat) -> None:
     _, typing = await chat.user_client("typist")
     room = await shared_room(typing)
     before = await chat.journal_seq()
