@@ -35,14 +35,12 @@ import time
 from collections import deque
 from collections.abc import Sequence
 
+from chat_core.batch import Attached, Batch, Job
 from chat_core.catch_up import Waiters, catch_up
 from chat_core.commit import Committed, Delivery, NullPublisher, Observer, Outcome, Publisher
 from chat_core.domain import commands as c
-from chat_core.domain import events as e
-from chat_core.domain.decider import decide
-from chat_core.domain.evolve import evolve
 from chat_core.domain.state import ChatState
-from chat_core.errors import ChatError, InternalError, JournalConflict, JournalError
+from chat_core.errors import InternalError, JournalConflict, JournalError
 from chat_core.journal.port import JournalPort
 
 __all__ = [
@@ -58,49 +56,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
-_Job = tuple[c.Command, "asyncio.Future[Outcome]"]
 # Journal conflicts caught up and retried in a row before a batch fails: each retry follows a
 # commit of another writer, so only a writer starved by others for this long gives up.
 _MAX_RETRIES = 100
-# Idempotency: (actor, command id) -> what the command recorded first (see `_attach_priors`).
-_Key = tuple[str, str]
-_Prior = tuple[e.Recorded, ...]
-# A command, and what an earlier one with its (actor, command id) recorded, if the journal has it.
-_Attached = tuple[c.Command, _Prior | None]
-
-_Recorded = e.Recorded
-
-
-class _Batch:
-    """Commands decided together and appended in one transaction (or none, if no events)."""
-
-    __slots__ = (
-        "before",
-        "deliveries",
-        "jobs",
-        "records",
-        "results",
-        "seconds",
-        "seen",
-        "start",
-        "state",
-        "task",
-    )
-
-    def __init__(self, start: ChatState, before: dict[_Key, _Prior] | None) -> None:
-        self.jobs: list[_Job] = []  # as submitted: what is decided again after a failure
-        self.start = start  # the state this batch was decided from
-        self.state = start  # the state after it
-        self.records: list[e.Recorded] = []
-        self.deliveries: list[Delivery] = []
-        # per job: its Outcome, or the ChatError that rejected it
-        self.results: list[Outcome | ChatError] = []
-        # Command ids recorded by this batch, and by the batch in flight when it was decided:
-        # not yet in the journal, so the idempotency look-up cannot find them.
-        self.seen: dict[_Key, _Prior] = {}
-        self.before: dict[_Key, _Prior] = {} if before is None else before
-        self.task: asyncio.Task[None] | None = None
-        self.seconds: float | None = None  # how long its append took
 
 
 class CommandProcessor:
@@ -120,7 +78,7 @@ class CommandProcessor:
         self.observer = observer
         self.committed = state if isinstance(state, Committed) else Committed(state)
         self.publisher: Publisher = publisher or NullPublisher()
-        self._jobs: deque[_Job] = deque()
+        self._jobs: deque[Job] = deque()
         self._queue_limit = max(1, queue_limit)
         self._space: deque[asyncio.Future[None]] = deque()  # submitters waiting for room
         self._max_batch = max(1, max_batch)
@@ -136,8 +94,8 @@ class CommandProcessor:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._wake: asyncio.Future[None] | None = None  # the processor task, waiting for work
-        self._inflight: _Batch | None = None  # being appended
-        self._pending: _Batch | None = None  # decided against the in-flight batch's state
+        self._inflight: Batch | None = None  # being appended
+        self._pending: Batch | None = None  # decided against the in-flight batch's state
 
     @property
     def state(self) -> ChatState:
@@ -244,9 +202,9 @@ class CommandProcessor:
         if batch is None:
             inflight = self._inflight
             if inflight is None:
-                batch = _Batch(self.state, None)
+                batch = Batch(self.state, None)
             else:
-                batch = _Batch(inflight.state, inflight.seen)
+                batch = Batch(inflight.state, inflight.seen)
             self._pending = batch
         jobs = self._jobs
         n = min(len(jobs), self._max_batch - len(batch.jobs))
@@ -259,11 +217,11 @@ class CommandProcessor:
                 waiter.set_result(None)
         await self._decide(batch, taken)
 
-    async def _decide(self, batch: _Batch, taken: list[_Job]) -> None:
+    async def _decide(self, batch: Batch, taken: list[Job]) -> None:
         """Decide `taken` after the batch's commands; on an unexpected error, fail them."""
         try:
             commands = await self._attach_priors(taken)
-            self._decide_all(batch, taken, commands)
+            batch.decide(taken, commands)
         except Exception as exc:  # the processor must outlive any one batch
             if isinstance(exc, JournalError):  # the database is down: no traceback to tell
                 log.error("deciding a command batch failed: %s", exc)
@@ -273,65 +231,7 @@ class CommandProcessor:
                 if not future.done():
                     future.set_exception(InternalError("internal error"))
 
-    def _decide_all(self, batch: _Batch, taken: list[_Job], commands: Sequence[_Attached]) -> None:
-        # Work on locals; the batch takes them only if every command was decided.
-        state = batch.state
-        seq = state.seq
-        records: list[e.Recorded] = []
-        deliveries: list[Delivery] = []
-        results: list[Outcome | ChatError] = []
-        seen = batch.seen
-        before = batch.before
-        new_seen: dict[_Key, _Prior] = {}
-        for command, prior in commands:
-            cid = command.command_id
-            if cid is not None:
-                key = (command.actor, cid)
-                if prior is None:
-                    prior = new_seen.get(key) or seen.get(key) or before.get(key)
-                if prior is not None:
-                    # A retry: the first decision stands; it is not decided again.
-                    results.append(Outcome(events=prior, state=state, duplicate=True))
-                    continue
-            try:
-                new_events = decide(command, state)
-            except ChatError as rejected:
-                results.append(rejected)
-                continue
-            if not new_events:
-                results.append(Outcome(events=(), state=state))
-                continue
-            at = command.at
-            actor = command.actor
-            first = len(records)
-            for event in new_events:
-                seq += 1
-                # Only a command's first event carries its id: the journal's unique index
-                # is one row per (actor, command id).
-                recorded = _Recorded(
-                    seq=seq,
-                    at=at,
-                    actor=actor,
-                    event=event,
-                    command_id=cid if len(records) == first else None,
-                )
-                after = evolve(state, recorded)
-                deliveries.append(Delivery(recorded, state, after))
-                state = after
-                records.append(recorded)
-            mine = (records[first],) if len(new_events) == 1 else tuple(records[first:])
-            if cid is not None:
-                new_seen[(actor, cid)] = (records[first],)
-            results.append(Outcome(events=mine, state=state))
-        batch.jobs.extend(taken)
-        batch.results.extend(results)
-        batch.records.extend(records)
-        batch.deliveries.extend(deliveries)
-        if new_seen:
-            seen.update(new_seen)
-        batch.state = state
-
-    def _launch(self, batch: _Batch) -> None:
+    def _launch(self, batch: Batch) -> None:
         """Start appending `batch` (the writer is free), or settle it now if it has no events."""
         if not batch.records and not self._shared:
             self._resolve(batch)
@@ -341,7 +241,7 @@ class CommandProcessor:
         batch.task = task
         self._inflight = batch
 
-    async def _append(self, batch: _Batch) -> None:
+    async def _append(self, batch: Batch) -> None:
         if not batch.records:
             # A shared journal, nothing to append (rejections, no-ops, retries): answer only
             # if no other writer moved the head, else the decisions were made on stale state.
@@ -354,7 +254,7 @@ class CommandProcessor:
         finally:
             batch.seconds = time.perf_counter() - started
 
-    async def _settle(self, batch: _Batch, task: asyncio.Task[None]) -> None:
+    async def _settle(self, batch: Batch, task: asyncio.Task[None]) -> None:
         """The in-flight batch's append finished: acknowledge it, or fail it and recover."""
         exc = task.exception()
         if exc is None:
@@ -385,11 +285,11 @@ class CommandProcessor:
         pending = self._pending
         if pending is not None:
             # Decided against a state that never became durable: decide again, from scratch.
-            fresh = _Batch(self.state, None)
+            fresh = Batch(self.state, None)
             self._pending = fresh
             await self._decide(fresh, pending.jobs)
 
-    def _resolve(self, batch: _Batch) -> None:
+    def _resolve(self, batch: Batch) -> None:
         """Answer a batch's callers (after its commit, if it had events) and publish it."""
         for (_, future), result in zip(batch.jobs, batch.results, strict=True):
             if future.done():
@@ -411,7 +311,7 @@ class CommandProcessor:
             except Exception:
                 log.exception("publishing a committed batch failed")
 
-    async def _attach_priors(self, batch: list[_Job]) -> Sequence[_Attached]:
+    async def _attach_priors(self, batch: list[Job]) -> Sequence[Attached]:
         """Each command with what the journal already holds for its (actor, command id): the
         earlier results of retried commands, looked up in one query."""
         keys = [
@@ -420,7 +320,7 @@ class CommandProcessor:
         found = await self.journal.find_commands(keys) if keys else None
         if not found:
             return [(command, None) for command, _ in batch]
-        attached: list[_Attached] = []
+        attached: list[Attached] = []
         for command, _ in batch:
             cid = command.command_id
             recorded = None if cid is None else found.get((command.actor, cid))
@@ -455,7 +355,7 @@ class CommandProcessor:
         self.advance_to(head)
         await future
 
-    async def _retry(self, batch: _Batch) -> bool:
+    async def _retry(self, batch: Batch) -> bool:
         """The append met another writer's rows: catch up and decide the batch (and the one
         decided after it) again. False when there was nothing to catch up with (a real
         conflict: the caller fails the batch) or after too many tries in a row."""
@@ -472,7 +372,7 @@ class CommandProcessor:
             return False
         pending, self._pending = self._pending, None
         jobs = batch.jobs + (pending.jobs if pending is not None else [])
-        fresh = _Batch(self.state, None)
+        fresh = Batch(self.state, None)
         self._pending = fresh
         await self._decide(fresh, jobs)
         return True
@@ -492,7 +392,7 @@ class CommandProcessor:
             self._syncs.fail(InternalError("the journal could not be read"))
         pending = self._pending
         if caught and pending is not None:
-            fresh = _Batch(self.state, None)
+            fresh = Batch(self.state, None)
             self._pending = fresh
             await self._decide(fresh, pending.jobs)
 
