@@ -48,6 +48,7 @@ class Server:
         self.started_at = 0.0
         self.listening_at = 0.0
         self.spy: subprocess.Popen[bytes] | None = None
+        self.ws_path = "/ws"
 
     @classmethod
     def chat(cls, data_dir: Path, env: dict[str, str] | None = None) -> Server:
@@ -84,6 +85,21 @@ class Server:
         """bench/bare_uvloop.py: pre-framed, coalesced writes on a plain uvloop server."""
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         return cls([sys.executable, str(BENCH_DIR / "bare_uvloop.py")], env, ROOT)
+
+    @classmethod
+    def socketio(cls) -> Server:
+        """bench/socketio/server.js: Socket.IO 4 on Node (npm ci in its folder on first use)."""
+        folder = BENCH_DIR / "socketio"
+        if not (folder / "node_modules" / "socket.io").is_dir():
+            subprocess.run(
+                ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+                cwd=folder,
+                check=True,
+                stdin=subprocess.DEVNULL,
+            )
+        server = cls(["node", str(folder / "server.js")], dict(os.environ), ROOT)
+        server.ws_path = "/socket.io/?EIO=4&transport=websocket"
+        return server
 
     def start(self, timeout: float = 120.0) -> Server:
         ready = threading.Event()
@@ -145,7 +161,7 @@ class Server:
 
     @property
     def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
+        return f"ws://127.0.0.1:{self.port}{self.ws_path}"
 
     def cpu_seconds(self) -> float:
         """User + system CPU time of the server process so far."""
