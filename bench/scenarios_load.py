@@ -106,8 +106,9 @@ def _fanout_best(sz: Sizes, work: Path, kinds: tuple[str, ...]) -> dict[int, dic
 
 def scenario_fanout(sz: Sizes, work: Path) -> list[Row]:
     rows = []
-    for n, best in _fanout_best(sz, work, ("bare", "socketio", "chat")).items():
-        chat, bare, sio = best["chat"], best["bare"], best["socketio"]
+    kinds = ("bare", "socketio", "chat") if sz.socketio else ("bare", "chat")
+    for n, best in _fanout_best(sz, work, kinds).items():
+        chat, bare = best["chat"], best["bare"]
         rows.append(
             Row(
                 "fan-out",
@@ -132,6 +133,9 @@ def scenario_fanout(sz: Sizes, work: Path) -> list[Row]:
                 chat["cpu_us"] <= 2 * bare["cpu_us"],
             )
         )
+        sio = best.get("socketio")
+        if sio is None:
+            continue
         rows.append(
             Row(
                 "fan-out",
