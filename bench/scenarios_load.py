@@ -38,10 +38,10 @@ def _fanout_once(
         workers.go(until)
         time.sleep(sz.warmup)
         d0, c0, t0 = workers.delivered(n_recv), server.cpu_seconds(), time.monotonic()
-        g0 = workers.cpu_seconds()
+        g0, w0 = workers.cpu_seconds(), server.write_calls()
         time.sleep(sz.fanout_seconds)
         d1, c1, t1 = workers.delivered(n_recv), server.cpu_seconds(), time.monotonic()
-        g1 = workers.cpu_seconds()
+        g1, w1 = workers.cpu_seconds(), server.write_calls()
         results = workers.results()
     finally:
         workers.kill()
@@ -53,6 +53,8 @@ def _fanout_once(
         "cpu_share": (c1 - c0) / (t1 - t0),
         # The load generator's processes, in cores (the machine has os.cpu_count()).
         "gen_share": (g1 - g0) / (t1 - t0),
+        # Deliveries per write system call of the server (all its threads: the journal's too).
+        "per_write": deliveries / (w1 - w0) if w1 > w0 else float("nan"),
         "closed": closed,
     }
 
@@ -96,7 +98,8 @@ def _fanout_best(sz: Sizes, work: Path, kinds: tuple[str, ...]) -> dict[int, dic
                     server.stop()
                 log(
                     f"fan-out N={n} {kind}: {r['rate']:,.0f} deliveries/s, {r['cpu_us']:.2f} us,"
-                    f" server CPU {r['cpu_share']:.0%}, generator CPU {r['gen_share']:.0%}"
+                    f" server CPU {r['cpu_share']:.0%}, generator CPU {r['gen_share']:.0%},"
+                    f" {r['per_write']:.1f} deliveries per write"
                 )
                 if kind not in best or r["rate"] > best[kind]["rate"]:
                     best[kind] = r
@@ -159,7 +162,9 @@ def scenario_fanout(sz: Sizes, work: Path) -> list[Row]:
                 sio["cpu_us"],
                 "<= 0.6x",
                 chat["cpu_us"] <= 0.6 * sio["cpu_us"],
-                f"slow-reader closes {chat['closed']:.0f} (Socket.IO {sio['closed']:.0f})",
+                f"deliveries per write {chat['per_write']:.1f} (Socket.IO"
+                f" {sio['per_write']:.1f}); slow-reader closes {chat['closed']:.0f}"
+                f" (Socket.IO {sio['closed']:.0f})",
             )
         )
     return rows
@@ -180,8 +185,9 @@ def scenario_wire(sz: Sizes, work: Path) -> list[Row]:
                 uvl["cpu_us"],
                 "<= 1.5x",
                 chat["cpu_us"] <= 1.5 * uvl["cpu_us"],
-                f"chat {chat['rate']:,.0f} deliveries/s, CPU {chat['cpu_share']:.0%};"
-                f" bench/bare_uvloop.py {uvl['rate']:,.0f}/s, CPU {uvl['cpu_share']:.0%}",
+                f"chat {chat['rate']:,.0f} deliveries/s, CPU {chat['cpu_share']:.0%},"
+                f" {chat['per_write']:.1f} deliveries per write; bench/bare_uvloop.py"
+                f" {uvl['rate']:,.0f}/s, CPU {uvl['cpu_share']:.0%}, {uvl['per_write']:.1f}",
             )
         )
         rows.append(

@@ -168,6 +168,17 @@ class Server:
         fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
+    def write_calls(self) -> int:
+        """Write system calls of the server process so far (`syscw` of /proc/PID/io; 0 where
+        unreadable): with deliveries, how many messages each write carried."""
+        try:
+            text = Path(f"/proc/{self.pid}/io").read_text()
+        except OSError:
+            return 0
+        return next(
+            (int(line.split()[1]) for line in text.splitlines() if line.startswith("syscw")), 0
+        )
+
     def rss_bytes(self) -> int:
         return int(Path(f"/proc/{self.pid}/statm").read_text().split()[1]) * PAGE
 
