@@ -70,10 +70,10 @@ class Flusher:
     command's ack and its room's deliveries leave the sender's socket in one write, in order.
     """
 
-    __slots__ = ("_loop", "_scheduled", "dirty")
+    # No reference to its loop: the loop is the key of `_FLUSHERS`, a weak one.
+    __slots__ = ("_scheduled", "dirty")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
+    def __init__(self) -> None:
         self.dirty: list[Connection] = []
         self._scheduled = False
 
@@ -84,7 +84,7 @@ class Flusher:
         dirty.append(conn)
         if not self._scheduled:
             self._scheduled = True
-            self._loop.call_soon(self._run, dirty)
+            asyncio.get_running_loop().call_soon(self._run, dirty)
 
     def new_round(self) -> None:
         """What is sent from now on leaves after the callbacks already scheduled."""
@@ -115,7 +115,7 @@ def flusher_of(loop: asyncio.AbstractEventLoop) -> Flusher:
     """The loop's flusher (made at its first direct-write connection)."""
     flusher = _FLUSHERS.get(loop)
     if flusher is None:
-        flusher = _FLUSHERS[loop] = Flusher(loop)
+        flusher = _FLUSHERS[loop] = Flusher()
     return flusher
 
 
