@@ -48,6 +48,9 @@ class Sizes:
     cold: tuple[int, ...] = (100_000, 1_000_000)
     warmup: float = 2.0
     repeats: int = 2
+    # The fan-out against Socket.IO (Node, npm ci on first use); not in --quick, the smoke
+    # test the test suite runs, which must need neither Node nor the npm registry.
+    socketio: bool = True
 
     @classmethod
     def quick(cls) -> Sizes:
@@ -62,6 +65,7 @@ class Sizes:
             cold=(20_000,),
             warmup=0.5,
             repeats=1,
+            socketio=False,
         )
 
 

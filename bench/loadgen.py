@@ -16,10 +16,11 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection as Pipe
+from pathlib import Path
 from typing import Any
 
 import msgspec
-from servers import raise_nofile
+from servers import CLK_TCK, raise_nofile
 
 
 class _Params(msgspec.Struct):
@@ -38,6 +39,8 @@ class _Message(msgspec.Struct):
 
 _decode_one = msgspec.json.Decoder(_Message).decode
 _decode_many = msgspec.json.Decoder(list[_Message]).decode
+# A Socket.IO event packet's payload: `["message_received", {...params}]`.
+_decode_event = msgspec.json.Decoder(tuple[str, _Params]).decode
 
 
 # --- workers ---------------------------------------------------------------------------------
@@ -65,6 +68,9 @@ class Spec:
     # Connect with `batch=1` (docs/protocol.md section 2): the server may join queued messages into
     # one array frame. The bare baselines ignore it.
     batch: bool = False
+    # Speak Socket.IO (engine.io v4 over a plain WebSocket) instead of JSON-RPC: the
+    # bench/socketio/server.js baseline, loaded by the same generator as the chat.
+    socketio: bool = False
 
 
 class _Sock(asyncio.Protocol):
@@ -75,9 +81,16 @@ class _Sock(asyncio.Protocol):
     and handled inside `data_received`. The generator shares two cores with the server, so
     what it spends per frame is taken from the server being measured (the durable scenario
     receives 5 frames per command, the echo baseline 1).
+
+    With `socketio`, the frames are engine.io v4 packets: the server's open packet `0{...}` is
+    answered with `40` (connect to the main namespace), whose `40{...}` answer opens the
+    socket; `42["event",data]` is an event, `43<id>[data]` the ack of request `<id>`, and a
+    ping `2` gets its pong `3`.
     """
 
-    def __init__(self, uri: str, arrivals: dict[int, list[int]] | None) -> None:
+    def __init__(
+        self, uri: str, arrivals: dict[int, list[int]] | None, socketio: bool = False
+    ) -> None:
         from websockets.client import ClientProtocol
         from websockets.uri import parse_uri
 
@@ -90,6 +103,7 @@ class _Sock(asyncio.Protocol):
         self.frames = 0  # text frames (with batch=1, one may hold several messages)
         self.pending: dict[int, asyncio.Future[float]] = {}
         self.closed = False
+        self.socketio = socketio
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
@@ -111,21 +125,46 @@ class _Sock(asyncio.Protocol):
                     self.closed = True
             elif not self.opened.done():  # the handshake's response
                 exc = protocol.handshake_exc
-                if exc is None:
-                    self.opened.set_result(None)
-                else:
+                if exc is not None:
                     self.opened.set_exception(exc)
+                elif not self.socketio:  # Socket.IO: open once the namespace answers
+                    self.opened.set_result(None)
         self._flush()  # pongs, the closing handshake
 
     def _frame(self, data: bytes) -> None:
         """Count message_received messages; resolve acks; with `arrivals`, keep the latest."""
-        if data[:1] == b"[":  # several messages in one frame (the client asked for batches)
+        if self.socketio:
+            self._packet(data)
+        elif data[:1] == b"[":  # several messages in one frame (the client asked for batches)
             for msg in _decode_many(data):
                 self._message(msg)
         elif b'"message_received"' in data:
             self._received(_decode_one(data) if self.arrivals is not None else None)
         elif self.pending and b'"id"' in data:
             self._message(_decode_one(data))
+
+    def _packet(self, data: bytes) -> None:
+        """One engine.io packet (Socket.IO)."""
+        kind = data[:2]
+        if kind == b"42":
+            if b'"message_received"' in data:
+                if self.arrivals is None:
+                    self._received(None)
+                else:
+                    self._received(_Message(params=_decode_event(memoryview(data)[2:])[1]))
+        elif kind == b"43":
+            end = data.index(b"[")
+            fut = self.pending.pop(int(data[2:end]), None)
+            if fut is not None and not fut.done():
+                fut.set_result(time.perf_counter())
+        elif kind[:1] == b"2":  # ping
+            self.protocol.send_text(b"3")
+        elif kind[:1] == b"0":  # engine.io open: connect to the main namespace
+            self.protocol.send_text(b"40")
+        elif kind == b"40" and not self.opened.done():
+            self.opened.set_result(None)
+        elif kind[:1] == b"1" or kind == b"41":  # engine.io close, namespace disconnect
+            self.closed = True
 
     def _message(self, msg: _Message) -> None:
         if msg.method is not None:
@@ -184,14 +223,17 @@ class _Sock(asyncio.Protocol):
         self.transport.close()
 
 
-async def _open(url: str, token: str, arrivals: dict[int, list[int]] | None, batch: bool) -> _Sock:
+async def _open(
+    url: str, token: str, arrivals: dict[int, list[int]] | None, batch: bool, socketio: bool
+) -> _Sock:
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
     host, port = parts.hostname or "127.0.0.1", parts.port or 80
     loop = asyncio.get_running_loop()
+    query = ("&" if "?" in url else "?") + f"token={token}" + ("&batch=1" if batch else "")
     for attempt in range(5):
-        sock = _Sock(f"{url}?token={token}" + ("&batch=1" if batch else ""), arrivals)
+        sock = _Sock(url + query, arrivals, socketio)
         try:
             await loop.create_connection(lambda s=sock: s, host, port)  # type: ignore[misc]
             await asyncio.wait_for(sock.opened, 60)
@@ -209,6 +251,9 @@ def _request(sock: _Sock, rid: int, room: str, text: str) -> asyncio.Future[floa
     fut: asyncio.Future[float] = asyncio.get_running_loop().create_future()
     sock.pending[rid] = fut
     params = {"room_id": room, "text": text}
+    if sock.socketio:  # an event with an ack: 42<id>["send_message",{...}]
+        sock.send(b"42%d" % rid + msgspec.json.encode(("send_message", params)))
+        return fut
     sock.send(
         msgspec.json.encode(
             {"jsonrpc": "2.0", "id": rid, "method": "send_message", "params": params}
@@ -224,7 +269,7 @@ async def _worker(spec: Spec, pipe: Pipe, progress: Any) -> None:
 
     async def opened(token: str) -> _Sock:
         async with gate:
-            return await _open(spec.ws_url, token, arrivals, spec.batch)
+            return await _open(spec.ws_url, token, arrivals, spec.batch, spec.socketio)
 
     socks = await asyncio.gather(*(opened(t) for t in spec.tokens))
     pipe.send(("ready", len(socks)))
@@ -367,6 +412,15 @@ class Workers:
         for proc in self.procs:
             proc.join(10)
         return out
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the worker processes so far (the load generator's)."""
+        total = 0
+        for proc in self.procs:
+            with contextlib.suppress(OSError):
+                stat = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += int(stat[11]) + int(stat[12])
+        return total / CLK_TCK
 
     def delivered(self, receivers: int) -> int:
         return sum(self.progress[2 * i] for i in range(receivers))

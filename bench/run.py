@@ -4,7 +4,10 @@
 
 1. fan-out: N receivers in one room, one sender at full speed (paced only so that it never
    runs more than 256 messages ahead of the slowest receiver, so nobody overflows its queue):
-   deliveries/s and server CPU us per delivery, against bench/bare_broadcast.py (broadcast).
+   deliveries/s and server CPU us per delivery, against bench/bare_broadcast.py (broadcast)
+   and against Socket.IO 4 on Node (bench/socketio/server.js, installed by `npm ci` in its
+   folder on first use; the same generator speaks engine.io v4 to it), with the load
+   generator's CPU share (not with --quick, the test suite's smoke run).
 1b. wire: the fan-out against bench/bare_uvloop.py (a plain uvloop server writing pre-framed,
    coalesced bytes) and against the chat with server.direct_writes = false (through ASGI send).
 2. durable: 200 users, 4 to a room, each sending send_message as soon as its previous one is

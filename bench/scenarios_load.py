@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from pathlib import Path
@@ -19,12 +20,15 @@ from servers import Server
 def _fanout_once(
     server: Server, receivers: list[str], sender: str, room: str, sz: Sizes
 ) -> dict[str, float]:
+    sio = server.ws_path.startswith("/socket.io/")
     specs = [
-        Spec("receive", server.ws_url, part, index=i)
+        Spec("receive", server.ws_url, part, index=i, socketio=sio)
         for i, part in enumerate(split(receivers, RECEIVER_PROCS))
     ]
     n_recv = len(specs)
-    specs.append(Spec("fanout_send", server.ws_url, [sender], rooms=[room], index=n_recv))
+    specs.append(
+        Spec("fanout_send", server.ws_url, [sender], rooms=[room], index=n_recv, socketio=sio)
+    )
     workers = Workers(specs)
     try:
         workers.wait_ready()
@@ -34,8 +38,10 @@ def _fanout_once(
         workers.go(until)
         time.sleep(sz.warmup)
         d0, c0, t0 = workers.delivered(n_recv), server.cpu_seconds(), time.monotonic()
+        g0, w0 = workers.cpu_seconds(), server.write_calls()
         time.sleep(sz.fanout_seconds)
         d1, c1, t1 = workers.delivered(n_recv), server.cpu_seconds(), time.monotonic()
+        g1, w1 = workers.cpu_seconds(), server.write_calls()
         results = workers.results()
     finally:
         workers.kill()
@@ -45,6 +51,10 @@ def _fanout_once(
         "rate": deliveries / (t1 - t0),
         "cpu_us": (c1 - c0) / deliveries * 1e6 if deliveries else float("nan"),
         "cpu_share": (c1 - c0) / (t1 - t0),
+        # The load generator's processes, in cores (the machine has os.cpu_count()).
+        "gen_share": (g1 - g0) / (t1 - t0),
+        # Deliveries per write system call of the server (all its threads: the journal's too).
+        "per_write": deliveries / (w1 - w0) if w1 > w0 else float("nan"),
         "closed": closed,
     }
 
@@ -52,8 +62,9 @@ def _fanout_once(
 def _fanout_best(sz: Sizes, work: Path, kinds: tuple[str, ...]) -> dict[int, dict[str, Any]]:
     """For each N, the best run of each kind of server (interleaved: the machine is noisy).
 
-    bare: bench/bare_broadcast.py; uvloop: bench/bare_uvloop.py; chat; chat-asgi: the chat
-    with `server.direct_writes = false` (frames through ASGI send, one write per message).
+    bare: bench/bare_broadcast.py; uvloop: bench/bare_uvloop.py; socketio:
+    bench/socketio/server.js (Socket.IO 4 on Node); chat; chat-asgi: the chat with
+    `server.direct_writes = false` (frames through ASGI send, one write per message).
     """
     biggest = max(sz.fanout)
     users = [f"fan{i:04d}" for i in range(biggest)]
@@ -65,8 +76,14 @@ def _fanout_best(sz: Sizes, work: Path, kinds: tuple[str, ...]) -> dict[int, dic
         best: dict[str, dict[str, float]] = {}
         for _ in range(sz.repeats):
             for kind in kinds:
-                if kind in ("bare", "uvloop"):
-                    server = Server.bare("broadcast") if kind == "bare" else Server.bare_uvloop()
+                if kind in ("bare", "uvloop", "socketio"):
+                    server = (
+                        Server.bare("broadcast")
+                        if kind == "bare"
+                        else Server.bare_uvloop()
+                        if kind == "uvloop"
+                        else Server.socketio()
+                    )
                     server.start()
                     receivers = ["x"] * n
                     sender = "x"
@@ -79,7 +96,11 @@ def _fanout_best(sz: Sizes, work: Path, kinds: tuple[str, ...]) -> dict[int, dic
                     r = _fanout_once(server, receivers, sender, f"fan{n}", sz)
                 finally:
                     server.stop()
-                log(f"fan-out N={n} {kind}: {r['rate']:,.0f} deliveries/s, {r['cpu_us']:.2f} us")
+                log(
+                    f"fan-out N={n} {kind}: {r['rate']:,.0f} deliveries/s, {r['cpu_us']:.2f} us,"
+                    f" server CPU {r['cpu_share']:.0%}, generator CPU {r['gen_share']:.0%},"
+                    f" {r['per_write']:.1f} deliveries per write"
+                )
                 if kind not in best or r["rate"] > best[kind]["rate"]:
                     best[kind] = r
         found[n] = best
@@ -88,7 +109,8 @@ def _fanout_best(sz: Sizes, work: Path, kinds: tuple[str, ...]) -> dict[int, dic
 
 def scenario_fanout(sz: Sizes, work: Path) -> list[Row]:
     rows = []
-    for n, best in _fanout_best(sz, work, ("bare", "chat")).items():
+    kinds = ("bare", "socketio", "chat") if sz.socketio else ("bare", "chat")
+    for n, best in _fanout_best(sz, work, kinds).items():
         chat, bare = best["chat"], best["bare"]
         rows.append(
             Row(
@@ -114,6 +136,37 @@ def scenario_fanout(sz: Sizes, work: Path) -> list[Row]:
                 chat["cpu_us"] <= 2 * bare["cpu_us"],
             )
         )
+        sio = best.get("socketio")
+        if sio is None:
+            continue
+        rows.append(
+            Row(
+                "fan-out",
+                f"N={n}: deliveries/s against Socket.IO 4 (Node)",
+                chat["rate"],
+                "/s",
+                sio["rate"],
+                ">= 1.0x",
+                chat["rate"] >= sio["rate"],
+                f"server CPU {chat['cpu_share']:.0%} (Socket.IO {sio['cpu_share']:.0%});"
+                f" load generator CPU {chat['gen_share']:.0%} (Socket.IO run"
+                f" {sio['gen_share']:.0%}) of {os.cpu_count()} cores",
+            )
+        )
+        rows.append(
+            Row(
+                "fan-out",
+                f"N={n}: server CPU per delivery against Socket.IO 4 (Node)",
+                chat["cpu_us"],
+                "us",
+                sio["cpu_us"],
+                "<= 0.6x",
+                chat["cpu_us"] <= 0.6 * sio["cpu_us"],
+                f"deliveries per write {chat['per_write']:.1f} (Socket.IO"
+                f" {sio['per_write']:.1f}); slow-reader closes {chat['closed']:.0f}"
+                f" (Socket.IO {sio['closed']:.0f})",
+            )
+        )
     return rows
 
 
@@ -132,8 +185,9 @@ def scenario_wire(sz: Sizes, work: Path) -> list[Row]:
                 uvl["cpu_us"],
                 "<= 1.5x",
                 chat["cpu_us"] <= 1.5 * uvl["cpu_us"],
-                f"chat {chat['rate']:,.0f} deliveries/s, CPU {chat['cpu_share']:.0%};"
-                f" bench/bare_uvloop.py {uvl['rate']:,.0f}/s, CPU {uvl['cpu_share']:.0%}",
+                f"chat {chat['rate']:,.0f} deliveries/s, CPU {chat['cpu_share']:.0%},"
+                f" {chat['per_write']:.1f} deliveries per write; bench/bare_uvloop.py"
+                f" {uvl['rate']:,.0f}/s, CPU {uvl['cpu_share']:.0%}, {uvl['per_write']:.1f}",
             )
         )
         rows.append(

@@ -48,6 +48,7 @@ class Server:
         self.started_at = 0.0
         self.listening_at = 0.0
         self.spy: subprocess.Popen[bytes] | None = None
+        self.ws_path = "/ws"
 
     @classmethod
     def chat(cls, data_dir: Path, env: dict[str, str] | None = None) -> Server:
@@ -84,6 +85,21 @@ class Server:
         """bench/bare_uvloop.py: pre-framed, coalesced writes on a plain uvloop server."""
         env = dict(os.environ, PYTHONUNBUFFERED="1")
         return cls([sys.executable, str(BENCH_DIR / "bare_uvloop.py")], env, ROOT)
+
+    @classmethod
+    def socketio(cls) -> Server:
+        """bench/socketio/server.js: Socket.IO 4 on Node (npm ci in its folder on first use)."""
+        folder = BENCH_DIR / "socketio"
+        if not (folder / "node_modules" / "socket.io").is_dir():
+            subprocess.run(
+                ["npm", "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+                cwd=folder,
+                check=True,
+                stdin=subprocess.DEVNULL,
+            )
+        server = cls(["node", str(folder / "server.js")], dict(os.environ), ROOT)
+        server.ws_path = "/socket.io/?EIO=4&transport=websocket"
+        return server
 
     def start(self, timeout: float = 120.0) -> Server:
         ready = threading.Event()
@@ -145,12 +161,23 @@ class Server:
 
     @property
     def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws"
+        return f"ws://127.0.0.1:{self.port}{self.ws_path}"
 
     def cpu_seconds(self) -> float:
         """User + system CPU time of the server process so far."""
         fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+    def write_calls(self) -> int:
+        """Write system calls of the server process so far (`syscw` of /proc/PID/io; 0 where
+        unreadable): with deliveries, how many messages each write carried."""
+        try:
+            text = Path(f"/proc/{self.pid}/io").read_text()
+        except OSError:
+            return 0
+        return next(
+            (int(line.split()[1]) for line in text.splitlines() if line.startswith("syscw")), 0
+        )
 
     def rss_bytes(self) -> int:
         return int(Path(f"/proc/{self.pid}/statm").read_text().split()[1]) * PAGE

@@ -26,7 +26,7 @@ from chat_core.protocol.notify import notice
 from chat_web.hub.notifications import encode
 from chat_web.hub.presence import TypingTracker, presence_frame, sharing_users
 from chat_web.nodes.presence import RemotePresence
-from chat_web.ws.connection import Connection
+from chat_web.ws.connection import Connection, new_round
 from chat_web.ws.direct import text_frame
 
 log = logging.getLogger(__name__)
@@ -187,6 +187,9 @@ class Hub:
 
     def publish(self, deliveries: Sequence[Delivery], state: ChatState) -> None:
         """Fan out one committed batch, then apply its effects on connections."""
+        # Written after the answers to the batch's commands, which the processor scheduled
+        # just before: a command's ack and its deliveries leave the sender in one write.
+        new_round()
         to_close: dict[str, int] = {}
         delivered = 0
         for delivery in deliveries:

@@ -13,16 +13,21 @@ of five (bench/run.py, durable). Nothing waits to fill a frame, so it costs no l
 Direct writes: when the server gives the socket's raw-write path (`chat_web.ws.direct`), what
 is sent after the preamble does not go through the writer task and ASGI `send` but is kept
 as framed bytes (the hub frames a notification once for all its recipients) and written in one
-`transport.write` from a callback scheduled on the first send of a turn of the event loop:
-whatever the turn queued leaves together, a lone message at the end of its turn. The
-transport's buffer is then the send queue: unsent bytes past `server.send_queue_bytes` close
-the connection with 4008. The preamble and the closing handshake still go through ASGI.
+`transport.write`. The connections with bytes pending are on the event loop's `Flusher`: one
+callback per turn of the loop writes every one of them (a fan-out to N sockets schedules one
+callback, not N), so whatever a turn queued for a socket leaves together, a lone message at
+the end of its turn: nothing waits to fill a write. The transport's buffer is the send queue:
+unsent bytes past `server.send_queue_bytes` close the connection with 4008. The preamble and
+the closing handshake still go through ASGI.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import sys
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Final
@@ -41,6 +46,8 @@ CLOSE_TIMEOUT: Final = 5.0
 MAX_BATCH: Final = 256
 MAX_BATCH_CHARS: Final = 65_536
 
+log = logging.getLogger(__name__)
+
 
 class _Close:
     """A queue item: close the socket with `code` once the frames before it are written."""
@@ -49,6 +56,75 @@ class _Close:
 
     def __init__(self, code: int) -> None:
         self.code = code
+
+
+class Flusher:
+    """The connections of one event loop with direct-write bytes pending, and the one callback
+    per turn of the loop that writes each of them (`Connection._flush`).
+
+    A round is the list of connections one scheduled callback writes; a connection is on at
+    most one (`Connection._round`). `new_round` (the hub calls it before fanning out a commit)
+    starts a list written by a callback scheduled from then on, so after the callbacks already
+    scheduled: the reader's answers to that commit's commands, which its futures schedule just
+    before. A connection touched again moves to the new round (the old one skips it), so a
+    command's ack and its room's deliveries leave the sender's socket in one write, in order.
+    """
+
+    # No reference to its loop: the loop is the key of `_FLUSHERS`, a weak one.
+    __slots__ = ("_scheduled", "dirty")
+
+    def __init__(self) -> None:
+        self.dirty: list[Connection] = []
+        self._scheduled = False
+
+    def mark(self, conn: Connection) -> None:
+        """`conn` has bytes pending: write them in the current round."""
+        dirty = self.dirty
+        conn._round = dirty
+        dirty.append(conn)
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._run, dirty)
+
+    def new_round(self) -> None:
+        """What is sent from now on leaves after the callbacks already scheduled."""
+        if self._scheduled:
+            self.dirty = []
+            self._scheduled = False
+
+    def _run(self, dirty: list[Connection]) -> None:
+        if dirty is self.dirty:
+            self.dirty = []
+            self._scheduled = False
+        for conn in dirty:
+            if conn._round is dirty:  # else it moved to a later round
+                conn._round = None
+                try:
+                    conn._flush()
+                except Exception:  # one socket must not stop the others' writes
+                    log.exception("writing to connection %s failed", conn.id)
+                    conn.abort(Close.SERVER_ERROR)
+
+
+_FLUSHERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Flusher] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def flusher_of(loop: asyncio.AbstractEventLoop) -> Flusher:
+    """The loop's flusher (made at its first direct-write connection)."""
+    flusher = _FLUSHERS.get(loop)
+    if flusher is None:
+        flusher = _FLUSHERS[loop] = Flusher()
+    return flusher
+
+
+def new_round() -> None:
+    """Start a new round of the running loop's flusher, if it has one (see `Flusher`)."""
+    with contextlib.suppress(RuntimeError):  # no running loop: nothing is pending
+        flusher = _FLUSHERS.get(asyncio.get_running_loop())
+        if flusher is not None:
+            flusher.new_round()
 
 
 class Connection:
@@ -60,14 +136,14 @@ class Connection:
         "_byte_limit",
         "_closer",
         "_direct",
-        "_flush_handle",
+        "_flusher",
         "_limit",
-        "_loop",
+        "_max_out",
         "_out",
-        "_out_bytes",
         "_queue",
         "_queued_bytes",
         "_ready",
+        "_round",
         "_timer",
         "_unsent_seen",
         "_wakeup",
@@ -130,13 +206,13 @@ class Connection:
         self._closer: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         # Direct writes: the pending frames (bytes framed by the hub; a batching client's
-        # texts, joined at the write), their size, the scheduled write, and whether the
-        # preamble is out (nothing is written before it).
+        # texts, joined at the write), the loop's flusher and the round of it that writes them
+        # (None: not on its list), and whether the preamble is out (nothing is written before).
         self._direct = direct
-        self._loop = asyncio.get_running_loop() if direct is not None else None
+        self._flusher = flusher_of(asyncio.get_running_loop()) if direct is not None else None
+        self._round: list[Connection] | None = None
         self._out: list[Any] = []
-        self._out_bytes = 0
-        self._flush_handle: asyncio.Handle | None = None
+        self._max_out = self._limit if self._limit is not None else sys.maxsize
         self._ready = False
         self._unsent_seen = 0
 
@@ -153,53 +229,53 @@ class Connection:
         which is closed with 4008."""
         if self.closing:
             return
-        if self._direct is not None:
-            self._send_direct(self._direct, frame, wire)
+        flusher = self._flusher
+        if flusher is None:  # no direct writes: the writer task's queue
+            if not self._put(frame):
+                self._overflow()
             return
-        if not self._put(frame):
-            self.log.warning("send queue overflow, closing with %d", Close.SLOW_READER)
-            self.abort(Close.SLOW_READER)
-
-    def _send_direct(self, direct: DirectWriter, frame: str, wire: bytes | None) -> None:
+        # Direct writes: the per-recipient work of a fan-out, kept to a list append; the byte
+        # bound is checked once per write, in `_flush`.
+        out = self._out
         if self.batching:
-            item: str | bytes = frame  # joined with its neighbours into one array at the write
+            out.append(frame)  # joined with its neighbours into one array at the write
+        elif wire is not None:
+            out.append(wire)
         else:
-            item = wire if wire is not None else text_frame(frame.encode())
-        size = len(item)
-        limit = self._byte_limit
-        # The transport's unsent bytes as of the last write: it only drains between writes, so
-        # this overestimates; only a send that would pass the bound asks the transport again.
-        if (
-            limit is not None
-            and self._unsent_seen + self._out_bytes + size > limit
-            and self.would_overflow(size)
-        ) or (self._limit is not None and len(self._out) >= self._limit):
-            self.log.warning("send queue overflow, closing with %d", Close.SLOW_READER)
-            self.abort(Close.SLOW_READER)
-            return
-        self._out.append(item)
-        self._out_bytes += size
-        if self._flush_handle is None and self._ready:
-            assert self._loop is not None
-            self._flush_handle = self._loop.call_soon(self._flush)
+            out.append(text_frame(frame.encode()))
+        if len(out) > self._max_out:
+            self._overflow()
+        elif self._round is not flusher.dirty and self._ready:
+            flusher.mark(self)
+
+    def _overflow(self) -> None:
+        self.log.warning("send queue overflow, closing with %d", Close.SLOW_READER)
+        self.abort(Close.SLOW_READER)
 
     def _flush(self) -> None:
         """Write every pending frame in one write (direct writes only)."""
-        self._flush_handle = None
         out = self._out
-        if not out or self._direct is None:
+        direct = self._direct
+        if not out or direct is None:
             return
-        self._out = []
-        self._out_bytes = 0
         if self.batching:
             data = b"".join(text_frame(f.encode()) for f in _arrays(out))
         else:
             data = out[0] if len(out) == 1 else b"".join(out)
-        if not self._direct.write_frames(data):
+        out.clear()
+        limit = self._byte_limit
+        if limit is not None:
+            # The transport's unsent bytes as of the last write: it only drains between
+            # writes, so this overestimates; only a write that may pass the bound asks again.
+            size = len(data)
+            if self._unsent_seen + size > limit and direct.unsent_bytes() + size > limit:
+                self._overflow()
+                return
+        if not direct.write_frames(data):
             self.closing = True  # the peer is gone or a close was sent: the reader ends it
             return
-        self._unsent_seen = unsent = self._direct.unsent_bytes()
-        if self._byte_limit is not None and unsent > self._byte_limit:
+        self._unsent_seen = unsent = direct.unsent_bytes()
+        if limit is not None and unsent > limit:
             self.log.warning("send buffer overflow, closing with %d", Close.SLOW_READER)
             self.abort(Close.SLOW_READER)
 
@@ -212,7 +288,7 @@ class Connection:
     def queued_bytes(self) -> int:
         """What the queue holds, in characters of JSON text (with direct writes: the bytes
         pending and those the transport has not yet handed to the kernel)."""
-        return self._queued_bytes + self._out_bytes + self._unsent()
+        return self._queued_bytes + sum(map(len, self._out)) + self._unsent()
 
     def _unsent(self) -> int:
         return self._direct.unsent_bytes() if self._direct is not None else 0
@@ -263,10 +339,6 @@ class Connection:
         self._queue.clear()
         self._queued_bytes = 0
         self._out.clear()
-        self._out_bytes = 0
-        if self._flush_handle is not None:
-            self._flush_handle.cancel()
-            self._flush_handle = None
         if self._closer is not None:
             return
         if self.close_code is None:

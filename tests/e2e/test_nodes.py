@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import ServerProcess, _stop_and_check
+from conftest import ServerProcess
 from helpers import GENEROUS_LIMITS, Client, Harness, User, unique
 
 NODES = 3
@@ -35,7 +35,15 @@ def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[ServerProce
             yield started
         finally:
             for node in started:
-                _stop_and_check(node)
+                _stop_and_check_node(node)
+
+
+def _stop_and_check_node(node: ServerProcess) -> None:
+    # Not conftest's own helper: with tests/reliability collected too, `conftest` may be its.
+    if node.running:
+        code = node.stop()
+        assert code == 0, f"exit code {code} after SIGTERM; output:\n{node.log_text()}"
+    assert not node.tracebacks(), "a node logged a traceback:\n" + node.log_text()
 
 
 def start_at_once(servers: list[ServerProcess]) -> None:
@@ -224,4 +232,4 @@ async def test_a_users_message_budget_holds_across_nodes(tmp_path: Path) -> None
                 assert refused.code == -32029, refused
         finally:
             for node in pair:
-                _stop_and_check(node)
+                _stop_and_check_node(node)

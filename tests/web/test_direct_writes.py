@@ -7,7 +7,13 @@ import asyncio
 import json
 from typing import Any
 
+from chat_core.domain import events as e
+from chat_core.domain.evolve import evolve
+from chat_core.domain.state import initial_state
+from chat_core.processor import Committed, Delivery
 from chat_core.protocol.codes import Close
+from chat_kit import T0
+from chat_web.hub.fanout import Hub
 from chat_web.ws.connection import Connection
 from chat_web.ws.direct import text_frame
 
@@ -121,4 +127,70 @@ async def test_unsent_bytes_past_the_bound_close_with_4008() -> None:
     # 900 + 202 bytes unsent once written: past the bound, closed, nothing more is queued.
     assert socket.close_code == Close.SLOW_READER and conn.closing
     assert len(writer.writes) == 1
+    await conn.finish()
+
+
+async def test_a_fan_out_schedules_one_callback_for_every_socket() -> None:
+    conns = [_connection() for _ in range(3)]
+    for conn, _ in conns:
+        conn.start_writer(_nothing)
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    loop = asyncio.get_running_loop()
+    scheduled: list[object] = []
+    call_soon = loop.call_soon
+
+    def counting(callback: Any, *args: Any, **kwargs: Any) -> asyncio.Handle:
+        scheduled.append(callback)
+        return call_soon(callback, *args, **kwargs)
+
+    loop.call_soon = counting  # type: ignore[method-assign]
+    try:
+        for i in range(2):
+            wire = text_frame(f'{{"n":{i}}}'.encode())
+            for conn, _ in conns:
+                conn.send(f'{{"n":{i}}}', wire)
+    finally:
+        del loop.call_soon  # back to the class's method
+    assert len(scheduled) == 1  # not one per socket
+    await asyncio.sleep(0)
+    for conn, writer in conns:
+        assert [_texts(w) for w in writer.writes] == [['{"n":0}', '{"n":1}']]
+        await conn.finish()
+
+
+def _lobby(*names: str) -> Any:
+    state = initial_state()
+    events: list[e.Event] = [e.AccountRegistered(username=n, password_hash="x") for n in names]
+    events.append(e.RoomCreated(room_id="lobby", room_name="lobby", created_by=names[0]))
+    events += [e.UserJoined(room_id="lobby", username=n) for n in names]
+    for seq, event in enumerate(events, start=1):
+        state = evolve(state, e.Recorded(seq=seq, at=T0, actor="system", event=event))
+    return state
+
+
+async def test_an_ack_leaves_with_its_deliveries_even_after_an_earlier_send_of_the_turn() -> None:
+    """The processor resolves a command's future (its answer is written by a callback) and
+    then publishes; the deliveries must not leave in a write scheduled before that callback."""
+    before = _lobby("ann", "bob")
+    hub = Hub(typing_timeout=5.0, committed=Committed(before))
+    conn, writer = _connection()
+    conn.key, conn.username = "ann", "ann"
+    conn.start_writer(_nothing)
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    hub.register(conn, before)
+    conn.send('{"early":1}')  # something else for this socket earlier in the same turn
+    answered = asyncio.get_running_loop().create_future()
+    answered.add_done_callback(lambda _: conn.send('{"id":7,"result":{}}'))
+    answered.set_result(None)  # as CommandProcessor._resolve, then it publishes:
+    sent = e.MessageSent(message_id=1, room_id="lobby", username="ann", text="hi")
+    recorded = e.Recorded(seq=99, at=T0, actor="ann", event=sent)
+    hub.publish([Delivery(recorded, before, evolve(before, recorded))], before)
+    for _ in range(3):
+        await asyncio.sleep(0)
+    texts = [_texts(w) for w in writer.writes]
+    ack = next(w for w in texts if '{"id":7,"result":{}}' in w)
+    assert json.loads(ack[-2])["method"] == "message_received"  # the delivery, then the ack
+    assert texts[0][0] == '{"early":1}'  # order kept
     await conn.finish()
