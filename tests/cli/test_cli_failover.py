@@ -3,8 +3,8 @@ chat, tried in turn. A URL that is down is passed over by login, send and chat; 
 server goes away resumes on the next URL with its last seq, and sends what was typed meanwhile
 once; a token saved for one URL of the set serves the others (the nodes share one secret).
 
-The second "node" is the same journal served on another port after the first stops: what a
-client sees when one node of a cluster dies and another serves on.
+In the first tests the second "node" is the same journal served on another port after the
+first stops; the last runs two real nodes on one PostgreSQL journal and SIGKILLs the chat's.
 """
 
 from __future__ import annotations
@@ -112,3 +112,41 @@ def test_a_chat_that_loses_its_server_goes_on_at_the_next_url(tmp_path: Path) ->
             )
     finally:
         second.stop()
+
+
+def test_a_chat_goes_on_at_another_node_when_its_node_is_killed(tmp_path: Path) -> None:
+    """Two real nodes on one PostgreSQL journal, both serving; the chat's node is SIGKILLed."""
+    from pg_kit import fresh_database
+
+    for url in fresh_database():
+        settings = {"CHAT__DATABASE__URL": url}
+        for i in range(2):
+            (tmp_path / f"node{i}").mkdir()
+        nodes = [Server(tmp_path / f"node{i}", settings=settings) for i in range(2)]
+        try:
+            both = ",".join(node.url for node in nodes)
+            alice_env = dict(client_env(nodes[0], tmp_path / "alice"), CHAT_SERVER_URL=both)
+            bob_env = client_env(nodes[1], tmp_path / "bob")
+            login(alice_env, "alice", "alice123")
+            login(bob_env, "bob", "bob123")
+            alice, transcript = chat_in_room(alice_env, "nodes")
+            assert f"connected to {nodes[0].url} as alice" in transcript.getvalue()
+            assert cli(bob_env, "send", "--room", "nodes", "from the other node").returncode == 0
+            alice.expect("<bob> from the other node")
+
+            nodes[0].process.kill()  # SIGKILL: no goodbye to anyone
+            alice.expect("connection lost; reconnecting")
+            alice.expect(f"reconnected to {re.escape(nodes[1].url)}", timeout=30)
+            alice.sendline("after the kill")
+            alice.expect("<alice> after the kill")
+            bob, bob_screen = chat_in_room(bob_env, "nodes")
+            bob.expect("<alice> after the kill")
+            for client in (bob, alice):
+                client.sendline("/quit")
+                assert wait_exit(client) == 0
+            for screen in (transcript.getvalue(), bob_screen.getvalue()):
+                texts = ("<bob> from the other node", "<alice> after the kill")
+                assert [screen.count(text) for text in texts] == [1, 1], screen
+        finally:
+            for node in nodes:
+                node.stop()
