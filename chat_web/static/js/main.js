@@ -3,9 +3,10 @@
 
 import { AuthError, clearSession, loadSession, login, register, saveSession } from "./auth.js";
 import { Connection, Disconnected } from "./connection.js";
-import { $, el, show } from "./dom.js";
+import { $, show } from "./dom.js";
 import { Moderation } from "./moderation.js";
 import { RoomLog } from "./roomlog.js";
+import { notificationHandlers } from "./notifications.js";
 import { renderLog, renderMembers, renderRooms, renderTyping } from "./views.js";
 
 const TYPING_REFRESH_MS = 3000;
@@ -116,148 +117,19 @@ class ChatApp {
     if (handler) handler.call(this, p);
   }
 
-  handlers = {
-    connection_established(p) {
-      this.me.role = p.role;
-      $("whoami").textContent = `${p.username} (${p.role})`;
-      this.moderation.refresh();
-      this.mine = new Set(p.rooms);
-      if (!p.resumed) {
-        for (const log of this.logs.values()) log.clear();
-      }
-      this.#reload(p.resumed ? this.current : (this.current ?? p.current_room));
-      this.#flushOutbox();
-    },
-    resync_required() {
-      for (const log of this.logs.values()) log.clear();
-      this.conn.request("whoami").then((who) => {
-        this.mine = new Set(who.rooms);
-        this.#reload(this.mine.has(this.current) ? this.current : who.current_room);
-      }, () => {});
-    },
-    message_received(p) {
-      const log = this.#log(p.room_id);
-      for (const item of this.outbox.values()) {
-        if (p.username === this.me.username && item.client_msg_id === p.client_msg_id) {
-          this.outbox.delete(item.client_msg_id);
-        }
-      }
-      const added = log.addMessage(p);
-      if (added && p.room_id !== this.current && p.username !== this.me.username) {
-        this.unread.set(p.room_id, (this.unread.get(p.room_id) ?? 0) + 1);
-        renderRooms(this);
-      }
-      this.#stopTypingOf(p.room_id, p.username);
-      if (p.room_id === this.current) renderLog(this);
-    },
-    user_joined(p) {
-      if (p.username === this.me.username) this.mine.add(p.room_id);
-      this.#setCount(p.room_id, p.user_count);
-      this.#event(p, `${p.username} joined`);
-    },
-    user_left(p) {
-      const how = { left: "left", kicked: "was kicked", banned: "was banned" }[p.reason] ?? "left";
-      this.#setCount(p.room_id, p.user_count);
-      this.#event(p, `${p.username} ${how}`);
-      if (p.username === this.me.username) this.#lostRoom(p.room_id, null);
-    },
-    user_kicked(p) {
-      const by = `by ${p.by}${p.reason ? `: ${p.reason}` : ""}`;
-      if (p.username === this.me.username) {
-        if (p.room_id === null) {
-          this.ending = `You were kicked from the chat ${by}.`;
-        } else {
-          this.#lostRoom(p.room_id, `You were kicked from #${this.#name(p.room_id)} ${by}.`);
-        }
-      } else if (p.room_id === null || p.room_id === this.current) {
-        this.#notice(`${p.username} was kicked ${by}.`);
-      }
-    },
-    user_banned(p) {
-      const until = p.until ? `until ${new Date(p.until).toLocaleString()}` : "until unbanned";
-      const by = `by ${p.by}${p.reason ? `: ${p.reason}` : ""}`;
-      if (p.username === this.me.username) {
-        this.ending = `You were banned ${until} ${by}.`;
-      } else {
-        this.moderation.prefillUnban(p.username);
-        this.#notice(`${p.username} was banned ${until} ${by}.`);
-      }
-    },
-    user_unbanned(p) {
-      this.#notice(`${p.username} was unbanned by ${p.by}.`);
-    },
-    role_changed(p) {
-      if (p.username === this.me.username) {
-        this.me.role = p.role;
-        $("whoami").textContent = `${this.me.username} (${p.role})`;
-        this.moderation.refresh();
-        this.#notice(`${p.by} made you ${p.role}.`);
-      }
-      this.refreshMembers();
-    },
-    system_announcement(p) {
-      if (this.announced.has(p.seq)) return;
-      this.announced.add(p.seq);
-      const banner = el(
-        "div",
-        { class: `announcement ${p.level}`, role: "alert" },
-        el("strong", {}, p.level === "info" ? "Announcement" : p.level.toUpperCase()),
-        " ",
-        el("span", {}, p.message),
-        " ",
-        el("span", { class: "by" }, `(${p.by})`),
-        el(
-          "button",
-          { type: "button", class: "link", onclick: () => banner.remove() },
-          "Dismiss",
-        ),
-      );
-      $("announcements").append(banner);
-    },
-    room_created(p) {
-      if (!this.rooms.has(p.room_id)) {
-        this.rooms.set(p.room_id, { ...p, user_count: 0, online_count: 0 });
-      }
-      renderRooms(this);
-      this.#scheduleRefresh();
-    },
-    room_deleted(p) {
-      this.rooms.delete(p.room_id);
-      this.logs.delete(p.room_id);
-      if (this.mine.has(p.room_id)) {
-        this.#lostRoom(p.room_id, `#${p.room_name} was deleted by ${p.by}.`);
-      }
-      renderRooms(this);
-    },
-    presence_changed(p) {
-      if (this.members.some((m) => m.username === p.username)) {
-        this.members = this.members.map((m) =>
-          m.username === p.username ? { ...m, online: p.online } : m,
-        );
-        renderMembers(this);
-      }
-      this.#scheduleRefresh();
-    },
-    user_started_typing(p) {
-      if (!this.typing.has(p.room_id)) this.typing.set(p.room_id, new Set());
-      this.typing.get(p.room_id).add(p.username);
-      renderTyping(this);
-    },
-    user_stopped_typing(p) {
-      this.#stopTypingOf(p.room_id, p.username);
-    },
-  };
+  // What each notification does to the page (notifications.js).
+  handlers = notificationHandlers;
 
-  #log(roomId) {
+  logOf(roomId) {
     if (!this.logs.has(roomId)) this.logs.set(roomId, new RoomLog());
     return this.logs.get(roomId);
   }
 
-  #name(roomId) {
+  nameOf(roomId) {
     return this.rooms.get(roomId)?.room_name ?? roomId;
   }
 
-  #event(p, text) {
+  logEvent(p, text) {
     const log = this.logs.get(p.room_id);
     if (log?.loaded) log.addEvent(p.seq, text, p.timestamp);
     if (p.room_id === this.current) {
@@ -266,32 +138,32 @@ class ChatApp {
     }
   }
 
-  #setCount(roomId, count) {
+  setCount(roomId, count) {
     const room = this.rooms.get(roomId);
     if (room) room.user_count = count;
     renderRooms(this);
-    this.#scheduleRefresh();
+    this.scheduleRefresh();
   }
 
-  #stopTypingOf(roomId, username) {
+  stopTypingOf(roomId, username) {
     if (this.typing.get(roomId)?.delete(username)) renderTyping(this);
   }
 
-  #notice(text) {
+  showNotice(text) {
     $("room-notice").textContent = text;
     show($("room-notice"), text !== "");
   }
 
-  #lostRoom(roomId, why) {
+  lostRoom(roomId, why) {
     this.mine.delete(roomId);
     for (const item of [...this.outbox.values()]) {
       if (item.room_id === roomId) this.outbox.delete(item.client_msg_id);
     }
-    if (why) this.#notice(why);
+    if (why) this.showNotice(why);
     if (roomId === this.current) {
       this.current = null;
       const next = [...this.mine].sort()[0];
-      if (next) this.openRoom(this.#name(next));
+      if (next) this.openRoom(this.nameOf(next));
       else this.#showRoom();
     }
     renderRooms(this);
@@ -299,9 +171,9 @@ class ChatApp {
 
   // --- loading ----------------------------------------------------------------------------
 
-  async #reload(roomId) {
+  async reload(roomId) {
     await this.refreshRooms();
-    if (roomId && this.mine.has(roomId)) await this.openRoom(this.#name(roomId), { quiet: true });
+    if (roomId && this.mine.has(roomId)) await this.openRoom(this.nameOf(roomId), { quiet: true });
     else if (this.current === null) this.#showRoom();
     // After login (the form is gone), where to type next; a reconnect leaves the focus alone.
     if (document.activeElement === document.body || document.activeElement === null) {
@@ -319,7 +191,7 @@ class ChatApp {
     }
   }
 
-  #scheduleRefresh() {
+  scheduleRefresh() {
     if (this.refreshTimer) return;
     this.refreshTimer = setTimeout(() => {
       this.refreshTimer = null;
@@ -349,14 +221,14 @@ class ChatApp {
     try {
       result = await this.conn.request("join_room", { room_name: roomName });
     } catch (error) {
-      if (!(error instanceof Disconnected)) this.#notice(`Cannot join #${roomName}: ${error.message}`);
+      if (!(error instanceof Disconnected)) this.showNotice(`Cannot join #${roomName}: ${error.message}`);
       return;
     }
-    if (!quiet) this.#notice("");
+    if (!quiet) this.showNotice("");
     const room = this.rooms.get(result.room_id) ?? { online_count: 1 };
     this.rooms.set(result.room_id, { ...room, ...result });
     this.mine.add(result.room_id);
-    const log = this.#log(result.room_id);
+    const log = this.logOf(result.room_id);
     for (const message of result.history) log.addMessage(message);
     const first = !log.loaded;
     log.loaded = true;
@@ -366,7 +238,7 @@ class ChatApp {
     this.#showRoom();
     this.refreshMembers();
     if (first) this.#probeOlder(result.room_id);
-    this.#scheduleRefresh();
+    this.scheduleRefresh();
   }
 
   /** Is there anything before the join's history? One message tells (`has_more` says the rest). */
@@ -444,7 +316,7 @@ class ChatApp {
     renderLog(this);
   }
 
-  #flushOutbox() {
+  flushOutbox() {
     for (const item of this.outbox.values()) {
       if (!item.error) this.#deliver(item);
     }
@@ -462,7 +334,7 @@ class ChatApp {
       if (!this.outbox.has(item.client_msg_id)) return;
       this.outbox.delete(item.client_msg_id);
       // The ack came before the notification: show it now; the notification is then a repeat.
-      this.#log(item.room_id).addMessage({
+      this.logOf(item.room_id).addMessage({
         message_id: ack.message_id,
         seq: ack.seq,
         room_id: ack.room_id,
@@ -539,9 +411,9 @@ class ChatApp {
       const roomId = this.current;
       try {
         await this.conn.request("leave_room", { room_id: roomId });
-        this.#lostRoom(roomId, `You left #${this.#name(roomId)}.`);
+        this.lostRoom(roomId, `You left #${this.nameOf(roomId)}.`);
       } catch (error) {
-        this.#notice(`Cannot leave: ${error.message}`);
+        this.showNotice(`Cannot leave: ${error.message}`);
       }
     });
     $("delete-room-button").addEventListener("click", async () => {
@@ -550,7 +422,7 @@ class ChatApp {
       try {
         await this.conn.request("delete_room", { room_id: roomId });
       } catch (error) {
-        this.#notice(`Cannot delete #${this.#name(roomId)}: ${error.message}`);
+        this.showNotice(`Cannot delete #${this.nameOf(roomId)}: ${error.message}`);
       }
     });
 
