@@ -29,9 +29,12 @@ from typing import Any
 from common import Row, Sizes, log, pct, settle
 from loadgen import Spec, Workers, split
 from nodes_kit import Cluster, Database, Window, prepare, snapshot, window
+from nodes_paced import Paced, PacedWorkers
 
 # Receiver/sender worker processes over all the nodes (as the other scenarios' 3).
 WORKER_PROCS = 3
+# Fixed rates (send_message/s over all the nodes) of the open-loop runs.
+PACED_RATES = (250.0, 1000.0)
 LATENCY_ROOM = "nlat"
 
 
@@ -271,6 +274,67 @@ def _latency_row(label: str, n: int, r: dict[str, Any], base: dict[str, Any] | N
     )
 
 
+# --- a fixed rate ----------------------------------------------------------------------------
+
+
+def _paced_once(
+    cluster: Cluster,
+    db: Database | None,
+    cfg: Config,
+    users: list[tuple[str, str]],
+    rate: float,
+    sz: Sizes,
+) -> dict[str, Any]:
+    """`rate` send_message/s in all, split evenly over the client nodes (open loop)."""
+    spread = _spread(users, cfg)
+    specs = [
+        Paced(
+            cluster.nodes[node].ws_url,
+            [t for t, _ in mine],
+            [r for _, r in mine],
+            rate / len(spread),
+        )
+        for node, mine in spread.items()
+    ]
+    workers = PacedWorkers(specs)
+    try:
+        workers.wait_ready()
+        for server in cluster.nodes:
+            settle(server)
+        workers.go(time.monotonic() + sz.warmup + sz.durable_seconds + 0.3)
+        time.sleep(sz.warmup)
+        s0 = snapshot(cluster.nodes, workers.pids, db)
+        time.sleep(sz.durable_seconds)
+        s1 = snapshot(cluster.nodes, workers.pids, db)
+        results = workers.results()
+    finally:
+        workers.kill()
+    lat = [lt for r in results for at, lt in r["acks"] if s0.at <= at < s1.at]
+    w = window(s0, s1)
+    return {
+        "rate": len(lat) / w.seconds,
+        "p50": pct(lat, 0.5) * 1e3,
+        "p99": pct(lat, 0.99) * 1e3,
+        "errors": sum(r["errors"] for r in results),
+        "window": w,
+    }
+
+
+def _paced_row(label: str, rate: float, r: dict[str, Any], base: dict[str, Any] | None) -> Row:
+    w: Window = r["window"]
+    return Row(
+        "nodes",
+        f"{label}: {rate:,.0f} send_message/s offered: ack p99",
+        r["p99"],
+        "ms",
+        base["p99"] if base else None,
+        note=f"{r['rate']:,.0f} acked/s; "
+        + _durable_note(r)
+        + "; nodes' CPU "
+        + ", ".join(f"{c / w.seconds:.0%}" for c in w.node_cpu),
+    )
+
+
 # --- capacity --------------------------------------------------------------------------------
 
 
@@ -316,41 +380,82 @@ def _accounts(sz: Sizes) -> tuple[list[str], list[str], dict[str, list[str]]]:
     return users, listeners, memberships
 
 
+def _one_cluster(
+    cluster: Cluster,
+    db: Database | None,
+    cfg: Config,
+    toks: dict[str, str],
+    accounts: tuple[list[str], list[str], list[str]],
+    sz: Sizes,
+    first: bool,
+) -> dict[str, Any]:
+    """The runs on one started cluster: durable; on the first repeat also latency (when
+    every node holds clients) and the fixed rates."""
+    users, rooms, listeners = accounts
+    pairs = [(toks[u], r) for u, r in zip(users, rooms, strict=True)]
+    out: dict[str, Any] = {"durable": _durable_once(cluster, db, cfg, pairs, sz)}
+    d = out["durable"]
+    log(f"nodes {cfg.label}: {d['rate']:,.0f} acked/s, p99 {d['p99']:.1f} ms")
+    if not first:
+        return out
+    for rate in PACED_RATES:
+        p = out[f"paced {rate}"] = _paced_once(cluster, db, cfg, pairs, rate, sz)
+        log(f"nodes {cfg.label}: {rate:,.0f}/s offered: p99 {p['p99']:.1f} ms")
+    if cfg.clients_on == tuple(range(cfg.nodes)):
+        recv = [toks[u] for u in listeners]
+        lr = out["latency"] = _latency_once(cluster, cfg, recv, toks["nlsender"], sz)
+        log(f"nodes {cfg.label}: latency p99 {lr['p99']:.1f} ms")
+    return out
+
+
 def scenario_nodes(sz: Sizes, work: Path) -> list[Row]:
     users, listeners, memberships = _accounts(sz)
-    rooms = [memberships[u][0] for u in users]
+    accounts = (users, [memberships[u][0] for u in users], listeners)
+    found: dict[str, dict[str, Any]] = {cfg.label: {} for cfg in CONFIGS}
     with Database(f"chat_bench_nodes_{os.getpid()}") as db:
         tokens = {
             False: prepare(work / "nodes-sqlite", None, memberships),
             True: prepare(work / "nodes-pg", db.url, memberships),
         }
         log(f"nodes: prepared {len(memberships)} users on SQLite and on PostgreSQL")
-        durable: dict[str, dict[str, Any]] = {}
-        latency: dict[str, dict[str, Any]] = {}
         for repeat in range(sz.repeats):
             for cfg in CONFIGS:
-                toks = tokens[cfg.postgres]
                 where = work / ("nodes-pg" if cfg.postgres else "nodes-sqlite")
                 with Cluster(where, db.url if cfg.postgres else None, cfg.nodes) as cluster:
-                    pairs = [(toks[u], r) for u, r in zip(users, rooms, strict=True)]
-                    r = _durable_once(cluster, db if cfg.postgres else None, cfg, pairs, sz)
-                    log(f"nodes {cfg.label}: {r['rate']:,.0f} acked/s, p99 {r['p99']:.1f} ms")
-                    if cfg.label not in durable or r["rate"] > durable[cfg.label]["rate"]:
-                        durable[cfg.label] = r
-                    if repeat == 0 and cfg.clients_on == tuple(range(cfg.nodes)):
-                        recv = [toks[u] for u in listeners]
-                        lr = _latency_once(cluster, cfg, recv, toks["nlsender"], sz)
-                        log(f"nodes {cfg.label}: latency p99 {lr['p99']:.1f} ms")
-                        latency[cfg.label] = lr
+                    got = _one_cluster(
+                        cluster,
+                        db if cfg.postgres else None,
+                        cfg,
+                        tokens[cfg.postgres],
+                        accounts,
+                        sz,
+                        repeat == 0,
+                    )
                     if cluster.tracebacks():
                         log(f"nodes {cfg.label}: a node logged a traceback")
-    base_label = CONFIGS[0].label
+                best = found[cfg.label].get("durable")
+                if best is not None and best["rate"] >= got["durable"]["rate"]:
+                    del got["durable"]
+                found[cfg.label].update(got)
+    return _rows(found, len(listeners))
+
+
+def _rows(found: dict[str, dict[str, Any]], n_listeners: int) -> list[Row]:
+    base = found[CONFIGS[0].label]
     rows: list[Row] = []
     for cfg in CONFIGS:
-        base = None if cfg.label == base_label else durable[base_label]
-        rows += _durable_rows(cfg.label, durable[cfg.label], base)
-    for label, lr in latency.items():
-        lbase = None if label == base_label else latency[base_label]
-        rows.append(_latency_row(label, len(listeners), lr, lbase))
-    rows.append(_capacity_row(durable[CONFIGS[-1].label]))
+        mine = found[cfg.label]
+        is_base = mine is base
+        rows += _durable_rows(cfg.label, mine["durable"], None if is_base else base["durable"])
+    for rate in PACED_RATES:
+        key = f"paced {rate}"
+        for cfg in CONFIGS:
+            mine = found[cfg.label]
+            rows.append(_paced_row(cfg.label, rate, mine[key], None if mine is base else base[key]))
+    for cfg in CONFIGS:
+        mine = found[cfg.label]
+        if "latency" in mine:
+            lbase = None if mine is base else base["latency"]
+            rows.append(_latency_row(cfg.label, n_listeners, mine["latency"], lbase))
+    rows.append(_capacity_row(found[CONFIGS[-1].label]["durable"]))
     return rows
