@@ -39,6 +39,13 @@ def cpu_of(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def machine_busy() -> float:
+    """CPU seconds every core of the machine has been busy so far (/proc/stat, all users)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return (sum(fields[:8]) - idle) / CLK_TCK
+
+
 # --- the database ----------------------------------------------------------------------------
 
 
@@ -150,6 +157,7 @@ class Snapshot:
     nodes: list[tuple[float, dict[str, float]]]  # per node: CPU seconds, counters
     loadgen: dict[int, float]  # worker pid -> CPU seconds
     postgres: dict[int, float]  # backend pid -> CPU seconds
+    machine: float  # busy CPU seconds of the whole machine
 
 
 def snapshot(nodes: list[Server], workers: Iterable[int], db: Database | None) -> Snapshot:
@@ -157,9 +165,8 @@ def snapshot(nodes: list[Server], workers: Iterable[int], db: Database | None) -
     cpus = [node.cpu_seconds() for node in nodes]
     counters = [scrape(node) for node in nodes]
     pg = {pid: cpu_of(pid) for pid in db.backends()} if db is not None else {}
-    return Snapshot(
-        at, list(zip(cpus, counters, strict=True)), {pid: cpu_of(pid) for pid in workers}, pg
-    )
+    gen = {pid: cpu_of(pid) for pid in workers}
+    return Snapshot(at, list(zip(cpus, counters, strict=True)), gen, pg, machine_busy())
 
 
 @dataclass
@@ -171,10 +178,17 @@ class Window:
     node_counts: list[dict[str, float]]  # counter deltas of each node
     loadgen_cpu: float
     postgres_cpu: float
+    machine_cpu: float  # the whole machine's busy CPU seconds, this run's and others'
     total: dict[str, float] = field(default_factory=dict)  # counters summed over the nodes
 
     def __post_init__(self) -> None:
         self.total = {k: sum(c[k] for c in self.node_counts) for k in COUNTERS}
+
+    @property
+    def others(self) -> float:
+        """Cores busy with other work than this run's (nodes, generator, database)."""
+        ours = sum(self.node_cpu) + self.loadgen_cpu + self.postgres_cpu
+        return max(0.0, self.machine_cpu - ours) / self.seconds
 
 
 def window(a: Snapshot, b: Snapshot) -> Window:
@@ -184,4 +198,4 @@ def window(a: Snapshot, b: Snapshot) -> Window:
     # A backend born inside the window counts all its CPU; one gone before its end, none.
     pg = sum(cpu - a.postgres.get(pid, 0.0) for pid, cpu in b.postgres.items())
     gen = sum(cpu - a.loadgen.get(pid, 0.0) for pid, cpu in b.loadgen.items())
-    return Window(b.at - a.at, node_cpu, counts, gen, pg)
+    return Window(b.at - a.at, node_cpu, counts, gen, pg, b.machine - a.machine)

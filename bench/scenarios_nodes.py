@@ -133,7 +133,7 @@ def _durable_note(r: dict[str, Any]) -> str:
         f" avg batch {t['chat_journal_batch_commands_sum'] / max(1.0, batches):.1f} commands;"
         f" load generator CPU {w.loadgen_cpu / w.seconds:.0%} of a core;"
         f" PostgreSQL backends {w.postgres_cpu / w.seconds:.0%};"
-        f" errors {r['errors']:.0f}"
+        f" other work on the machine {w.others:.1f} cores; errors {r['errors']:.0f}"
     )
 
 
@@ -387,17 +387,14 @@ def _one_cluster(
     toks: dict[str, str],
     accounts: tuple[list[str], list[str], list[str]],
     sz: Sizes,
-    first: bool,
 ) -> dict[str, Any]:
-    """The runs on one started cluster: durable; on the first repeat also latency (when
-    every node holds clients) and the fixed rates."""
+    """The runs on one started cluster: durable, the fixed rates, and latency when every
+    node holds clients."""
     users, rooms, listeners = accounts
     pairs = [(toks[u], r) for u, r in zip(users, rooms, strict=True)]
     out: dict[str, Any] = {"durable": _durable_once(cluster, db, cfg, pairs, sz)}
     d = out["durable"]
     log(f"nodes {cfg.label}: {d['rate']:,.0f} acked/s, p99 {d['p99']:.1f} ms")
-    if not first:
-        return out
     for rate in PACED_RATES:
         p = out[f"paced {rate}"] = _paced_once(cluster, db, cfg, pairs, rate, sz)
         log(f"nodes {cfg.label}: {rate:,.0f}/s offered: p99 {p['p99']:.1f} ms")
@@ -418,7 +415,7 @@ def scenario_nodes(sz: Sizes, work: Path) -> list[Row]:
             True: prepare(work / "nodes-pg", db.url, memberships),
         }
         log(f"nodes: prepared {len(memberships)} users on SQLite and on PostgreSQL")
-        for repeat in range(sz.repeats):
+        for _ in range(sz.repeats):
             for cfg in CONFIGS:
                 where = work / ("nodes-pg" if cfg.postgres else "nodes-sqlite")
                 with Cluster(where, db.url if cfg.postgres else None, cfg.nodes) as cluster:
@@ -429,15 +426,26 @@ def scenario_nodes(sz: Sizes, work: Path) -> list[Row]:
                         tokens[cfg.postgres],
                         accounts,
                         sz,
-                        repeat == 0,
                     )
                     if cluster.tracebacks():
                         log(f"nodes {cfg.label}: a node logged a traceback")
-                best = found[cfg.label].get("durable")
-                if best is not None and best["rate"] >= got["durable"]["rate"]:
-                    del got["durable"]
-                found[cfg.label].update(got)
+                _keep_best(found[cfg.label], got)
     return _rows(found, len(listeners))
+
+
+def _keep_best(found: dict[str, Any], got: dict[str, Any]) -> None:
+    """Best of the repeats: the highest acked/s of the closed loop, the lowest p99 of the
+    others (the machine is shared: a repeat is slowed by whatever else runs then)."""
+    for key, r in got.items():
+        best = found.get(key)
+        if best is None:
+            better = True
+        elif key == "durable":
+            better = r["rate"] > best["rate"]
+        else:
+            better = r["p99"] < best["p99"]
+        if better:
+            found[key] = r
 
 
 def _rows(found: dict[str, dict[str, Any]], n_listeners: int) -> list[Row]:
