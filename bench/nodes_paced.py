@@ -70,7 +70,7 @@ async def _worker(spec: Paced, pipe: Pipe) -> None:
 
     async def opened(token: str) -> _Sock:
         async with gate:
-            return await _open(spec.ws_url, token, None, True)
+            return await _open(spec.ws_url, token, None, True, False)
 
     socks = list(await asyncio.gather(*(opened(t) for t in spec.tokens)))
     pipe.send("ready")
