@@ -45,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import servers
 from common import DATA_DIR, Row, Sizes, fmt, log
 from scenarios_load import scenario_durable, scenario_fanout, scenario_metrics, scenario_wire
+from scenarios_nodes import scenario_nodes
 from scenarios_server import scenario_cold, scenario_idle, scenario_latency
 
 # --- 1. fan-out ----------------------------------------------------------------------------
@@ -87,6 +88,7 @@ SCENARIOS = {
     "latency": scenario_latency,
     "idle": scenario_idle,
     "cold": scenario_cold,
+    "nodes": scenario_nodes,
 }
 
 

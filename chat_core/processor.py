@@ -359,6 +359,8 @@ class CommandProcessor:
         """The append met another writer's rows: catch up and decide the batch (and the one
         decided after it) again. False when there was nothing to catch up with (a real
         conflict: the caller fails the batch) or after too many tries in a row."""
+        if self.observer is not None:
+            self.observer.append_conflicted(len(batch.jobs))
         self._retries += 1
         if self._retries > _MAX_RETRIES:
             log.error("gave up after %d journal conflicts in a row", _MAX_RETRIES)

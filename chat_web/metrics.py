@@ -66,6 +66,9 @@ class ProcessorMetrics:
             registry=registry,
         )
         self.append_failures = 0
+        # Appends refused because another node appended first (caught up, decided again).
+        self.conflicts = 0
+        self.conflicted_commands = 0
 
     def batch_settled(
         self,
@@ -90,6 +93,10 @@ class ProcessorMetrics:
         self.append_failures += 1
         self.append_seconds.observe(append_seconds)
         self.batch_size.observe(commands)
+
+    def append_conflicted(self, commands: int) -> None:
+        self.conflicts += 1
+        self.conflicted_commands += commands
 
 
 class ChatCollector(Collector):
@@ -118,6 +125,16 @@ class ChatCollector(Collector):
             "chat_journal_append_failures",
             "Journal appends that failed (nothing of the batch acknowledged)",
             value=self._observer.append_failures,
+        )
+        yield CounterMetricFamily(
+            "chat_journal_conflicts",
+            "Batches whose append met another node's rows: caught up and decided again",
+            value=self._observer.conflicts,
+        )
+        yield CounterMetricFamily(
+            "chat_journal_conflict_commands",
+            "Commands of those batches (each decided again)",
+            value=self._observer.conflicted_commands,
         )
         yield CounterMetricFamily(
             "chat_deliveries",

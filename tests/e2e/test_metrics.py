@@ -86,6 +86,9 @@ async def test_metrics_count_the_traffic_of_a_run(
         assert value(samples, "chat_journal_append_seconds_count") >= 1
         assert value(samples, "chat_journal_append_seconds_bucket", le="+Inf") >= 1
         assert value(samples, "chat_journal_seq") == await chat.journal_seq()
+        # One node alone never meets another writer's rows.
+        assert value(samples, "chat_journal_conflicts_total") == 0
+        assert ("chat_journal_conflict_commands_total", ()) in samples
         assert value(samples, "chat_send_queue_frames") >= 0
         # No per-user data: names, rooms and addresses never appear.
         for private in (alice.username, bob.username, room, "127.0.0.1", "m4"):

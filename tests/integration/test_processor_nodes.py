@@ -10,6 +10,7 @@ import asyncio
 from collections.abc import Sequence
 
 import pytest
+from prometheus_client import CollectorRegistry
 
 from chat_core.domain import commands as c
 from chat_core.domain import events as e
@@ -18,6 +19,7 @@ from chat_core.errors import InternalError, JournalError, NotAMember
 from chat_core.journal.memory import MemoryJournal
 from chat_core.processor import CommandProcessor, Delivery
 from chat_kit import HASH, T0
+from chat_web.metrics import ProcessorMetrics
 
 
 class Recording:
@@ -39,9 +41,11 @@ class Recording:
 
 
 class Node:
-    def __init__(self, journal: MemoryJournal) -> None:
+    def __init__(self, journal: MemoryJournal, observer: ProcessorMetrics | None = None) -> None:
         self.published = Recording()
-        self.processor = CommandProcessor(journal, initial_state(5), self.published)
+        self.processor = CommandProcessor(
+            journal, initial_state(5), self.published, observer=observer
+        )
 
     async def __aenter__(self) -> CommandProcessor:
         self.processor.start()
@@ -78,6 +82,19 @@ async def test_a_stale_append_catches_up_and_is_decided_again() -> None:
         assert [type(x) for x in joined] == [e.UserJoined]
         # b published a's events (caught up) and its own, each once, in seq order.
         assert b.published.seqs == [1, 2, 3, 4, 5]
+
+
+async def test_a_stale_append_is_counted_as_a_conflict_for_metrics() -> None:
+    journal = MemoryJournal(shared=True)
+    metrics = ProcessorMetrics(CollectorRegistry())
+    a, b = Node(journal), Node(journal, metrics)
+    async with a as pa, b as pb:
+        await pa.submit(ensure("alice"))
+        await pb.submit(ensure("bob"))  # b had not seen alice: one conflict, one command
+        assert (metrics.conflicts, metrics.conflicted_commands) == (1, 1)
+        await pb.submit(ensure("carol"))  # b is at the head now: no conflict
+        assert metrics.conflicts == 1
+        assert metrics.commands[("ensure_account", "ok")] == 2
 
 
 async def test_a_rejection_is_answered_only_from_a_fresh_state() -> None:
