@@ -56,6 +56,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 
+# How long a processor of a shared journal keeps the writer lease while it has more to append,
+# before it lets the others take a turn: long enough for a few group commits.
+LEASE_SECONDS = 0.05
 # Journal conflicts caught up and retried in a row before a batch fails: each retry follows a
 # commit of another writer, so only a writer starved by others for this long gives up.
 _MAX_RETRIES = 100
@@ -89,6 +92,8 @@ class CommandProcessor:
         # Other processes append too (nodes on PostgreSQL): a batch that appends nothing is
         # answered only after a look at the head (`_append`).
         self._shared = journal.shared
+        self._writer = journal.writer_lease()
+        self._leased_at: float | None = None  # when this processor took the writer lease
         # Conflicts that caught up since the last commit: a bound on retries (see _settle).
         self._retries = 0
         self._task: asyncio.Task[None] | None = None
@@ -183,12 +188,18 @@ class CommandProcessor:
                 await self._follow()
                 continue
             elif self._pending is not None:
-                # The writer is free: append the batch decided while the last one was written.
+                # The writer is free: append the batch decided while the last one was written
+                # (on a shared journal, once this processor holds the writer lease).
+                if self._shared and self._pending.records and await self._lease():
+                    continue
                 pending, self._pending = self._pending, None
                 self._launch(pending)
                 continue
             if self._jobs and (self._pending is None or len(self._pending.jobs) < self._max_batch):
                 await self._take()
+                continue
+            if self._leased_at is not None and inflight is None and self._pending is None:
+                await self._unlease()  # idle: the other nodes' turn
                 continue
             if self._closing and not self._jobs and inflight is None:
                 return
@@ -261,7 +272,12 @@ class CommandProcessor:
             self.state = batch.state
             self._retries = 0
             pending = self._pending
-            if pending is not None and pending.records and self._target <= batch.state.seq:
+            if (
+                pending is not None
+                and pending.records
+                and self._target <= batch.state.seq
+                and not self._lease_over()
+            ):
                 # Keep the writer busy: the next batch is appended while this one is answered.
                 self._pending = None
                 self._launch(pending)
@@ -269,6 +285,7 @@ class CommandProcessor:
             return
         if isinstance(exc, JournalConflict) and await self._retry(batch):
             return
+        self._leased_at = None  # a lease lives on the writer connection the failure took
         log.error("journal append failed, nothing acknowledged: %s", exc)
         if self.observer is not None:
             self.observer.append_failed(len(batch.jobs), batch.seconds or 0.0)
@@ -354,6 +371,41 @@ class CommandProcessor:
         future = self._syncs.add(head)
         self.advance_to(head)
         await future
+
+    def _lease_over(self) -> bool:
+        """Held longer than one turn should last (`LEASE_SECONDS`): give the others theirs."""
+        leased = self._leased_at
+        return leased is not None and time.monotonic() - leased > LEASE_SECONDS
+
+    async def _lease(self) -> bool:
+        """Make sure this processor holds the writer lease before appending. True when the
+        loop must look again: the lease was just taken (and what others appended before it
+        caught up, the pending batch decided again if that moved the state), or taking it
+        failed (the pending batch failed)."""
+        if self._lease_over():
+            await self._unlease()
+        try:
+            taken = await self._writer.hold()
+        except Exception as exc:  # noqa: BLE001 (the journal is down: fail the batch, go on)
+            log.error("cannot take the journal's writer lease: %s", exc)
+            pending, self._pending = self._pending, None
+            failure = InternalError("the journal could not be written")
+            for _, future in pending.jobs if pending is not None else ():
+                if not future.done():
+                    future.set_exception(failure)
+            return True
+        if not taken:
+            return False
+        self._leased_at = time.monotonic()
+        await self._follow()
+        return True
+
+    async def _unlease(self) -> None:
+        self._leased_at = None
+        try:
+            await self._writer.release()
+        except Exception as exc:  # noqa: BLE001 (a lost connection has released it already)
+            log.error("giving the journal's writer lease back failed: %s", exc)
 
     async def _retry(self, batch: Batch) -> bool:
         """The append met another writer's rows: catch up and decide the batch (and the one

@@ -19,7 +19,14 @@ import msgspec
 from chat_core.domain import codec
 from chat_core.domain import events as e
 from chat_core.errors import JournalConflict
-from chat_core.journal.port import HistoryPage, JournalPort, PackedPage, StoredRow
+from chat_core.journal.port import (
+    HistoryPage,
+    JournalPort,
+    NoLease,
+    PackedPage,
+    StoredRow,
+    WriterLease,
+)
 
 _MESSAGE = codec.TAGS[e.MessageSent]
 # Whether a read keeps a row, given the row and its stream.
@@ -39,6 +46,13 @@ class MemoryJournal:
         self._messages: dict[str, list[int]] = {}
         # (actor, command id) -> seq: idempotent retries, and the uniqueness SQLite's index keeps.
         self._commands: dict[tuple[str, str], int] = {}
+        # Shared: the processors' writer lease (PostgreSQL's advisory lock, in memory).
+        self._writer = asyncio.Lock()
+
+    def writer_lease(self) -> WriterLease:
+        if not self.shared:
+            return NoLease()
+        return _MemoryLease(self._writer)
 
     async def head(self) -> int:
         return len(self._rows)
@@ -187,3 +201,23 @@ def _message(row: StoredRow) -> codec.Message:
     event = row.decode().event
     assert isinstance(event, e.MessageSent)
     return codec.message_of(row.seq, codec.from_micros(row.recorded_at), event)
+
+
+class _MemoryLease:
+    """One processor's hold on a shared memory journal's writer lock."""
+
+    def __init__(self, lock: asyncio.Lock) -> None:
+        self._lock = lock
+        self._held = False
+
+    async def hold(self) -> bool:
+        if self._held:
+            return False
+        await self._lock.acquire()
+        self._held = True
+        return True
+
+    async def release(self) -> None:
+        if self._held:
+            self._held = False
+            self._lock.release()

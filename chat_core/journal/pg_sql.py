@@ -15,6 +15,11 @@ from chat_core.domain import events as e
 from chat_core.journal.sql import row_values
 
 HEAD_SQL = "SELECT coalesce(max(seq), 0) FROM events"
+# Nodes take turns appending (port.WriterLease): a session-level advisory lock of our own key
+# (migrations/env.py's is another), held on the writer connection.
+WRITER_LOCK = 0x63686174_6A726E6C  # "chatjrnl"
+LOCK_WRITER_SQL = "SELECT pg_advisory_lock($1)"
+UNLOCK_WRITER_SQL = "SELECT pg_advisory_unlock($1)"
 KEEP_SECRET_SQL = "INSERT INTO secrets (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING"
 SECRET_SQL = "SELECT value FROM secrets WHERE name = $1"
 SPAN_SQL = (

@@ -60,6 +60,31 @@ class HistoryPage(NamedTuple):
     has_more: bool
 
 
+class WriterLease(Protocol):
+    """The right to append to a shared journal, held by one processor at a time (nodes on
+    PostgreSQL: an advisory lock). A processor takes it before appending, catches up with what
+    was appended before it got it, and gives it back when idle or after a short lease, so
+    nodes take turns instead of deciding against each other's appends (no conflicts)."""
+
+    async def hold(self) -> bool:
+        """Wait for the lease; True if it was just taken (catch up), False if already held."""
+        ...
+
+    async def release(self) -> None:
+        """Give the lease back (nothing if not held)."""
+        ...
+
+
+class NoLease:
+    """The lease of a journal nobody else appends to: always held."""
+
+    async def hold(self) -> bool:
+        return False
+
+    async def release(self) -> None:
+        return None
+
+
 class JournalPort(Protocol):
     """An append-only, totally ordered log of recorded events (seq 1, 2, 3...)."""
 
@@ -71,6 +96,10 @@ class JournalPort(Protocol):
 
     async def head(self) -> int:
         """The seq of the last event, 0 for an empty journal."""
+        ...
+
+    def writer_lease(self) -> WriterLease:
+        """A processor's lease on appending (`NoLease` where the journal is not shared)."""
         ...
 
     async def append(self, expected_head: int, records: Sequence[e.Recorded]) -> None:

@@ -27,7 +27,13 @@ from chat_core.domain import events as e
 from chat_core.errors import JournalConflict, JournalError, UnsupportedJournal
 from chat_core.journal import pg_sql as q
 from chat_core.journal.pages import by_command, hold, prefetching
-from chat_core.journal.port import HistoryPage, JournalPort, PackedPage, StoredRow
+from chat_core.journal.port import (
+    HistoryPage,
+    JournalPort,
+    PackedPage,
+    StoredRow,
+    WriterLease,
+)
 
 _TOP = 2**62
 # What a failing connection or statement raises, besides PostgreSQL's own errors.
@@ -67,6 +73,8 @@ class PostgresJournal:
         self._readonly = readonly
         self._write_lock = asyncio.Lock()
         self._writer: tuple[AsyncConnection, Any] | None = None
+        # Writer connections dropped so far: a lease taken on one of them is gone with it.
+        self.writer_lost = 0
         # A connection held for the processor's idempotency look-ups (one per batch).
         self._lookup: tuple[AsyncConnection, Any] | None = None
         self._lookup_lock = asyncio.Lock()
@@ -115,6 +123,22 @@ class PostgresJournal:
         self._writer = self._lookup = None
         await self._engine.dispose()
 
+    def writer_lease(self) -> WriterLease:
+        return _PgLease(self)
+
+    async def _writer_call(self, sql: str) -> None:
+        """Run `sql` on the writer connection (taken first if need be)."""
+        async with self._write_lock:
+            if self._writer is None:
+                self._writer = await _hold(self._engine)
+            try:
+                await self._writer[1].execute(sql, q.WRITER_LOCK)
+            except _DRIVER_ERRORS as exc:
+                held, self._writer = self._writer, None
+                self.writer_lost += 1
+                await _release(held)
+                raise JournalError(f"the journal's writer lock failed: {exc}") from exc
+
     async def head(self) -> int:
         async with self._driver() as driver:
             return int(await driver.fetchval(q.HEAD_SQL))
@@ -140,6 +164,7 @@ class PostgresJournal:
             except _DRIVER_ERRORS as exc:
                 # The connection may be gone (a server restart): the next append takes a new one.
                 held, self._writer = self._writer, None
+                self.writer_lost += 1
                 await _release(held)
                 raise JournalError(f"journal append failed: {exc}") from exc
         if written != len(records):
@@ -268,6 +293,31 @@ class PostgresJournal:
 
     def _driver(self) -> _Checkout:
         return _Checkout(self._engine)
+
+
+class _PgLease:
+    """The writer lease as a session-level advisory lock on the journal's writer connection:
+    every append happens on that connection, so only the lease's holder appends."""
+
+    def __init__(self, journal: PostgresJournal) -> None:
+        self._journal = journal
+        self._on: int | None = None  # `writer_lost` when taken: the connection it lives on
+
+    async def hold(self) -> bool:
+        journal = self._journal
+        if self._on == journal.writer_lost and journal._writer is not None:
+            return False
+        await journal._writer_call(q.LOCK_WRITER_SQL)
+        self._on = journal.writer_lost
+        return True
+
+    async def release(self) -> None:
+        journal = self._journal
+        if self._on is None:
+            return
+        on, self._on = self._on, None
+        if on == journal.writer_lost and journal._writer is not None:
+            await journal._writer_call(q.UNLOCK_WRITER_SQL)
 
 
 class _Checkout:

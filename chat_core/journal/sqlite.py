@@ -35,7 +35,14 @@ from chat_core.domain import codec
 from chat_core.domain import events as e
 from chat_core.errors import JournalConflict, JournalError, UnsupportedJournal
 from chat_core.journal.pages import by_command, hold, prefetching
-from chat_core.journal.port import HistoryPage, JournalPort, PackedPage, StoredRow
+from chat_core.journal.port import (
+    HistoryPage,
+    JournalPort,
+    NoLease,
+    PackedPage,
+    StoredRow,
+    WriterLease,
+)
 from chat_core.journal.sql import (
     COLUMNS,
     FIND_SQL,
@@ -192,6 +199,9 @@ class Journal:
                 " run `alembic upgrade head` on an empty file"
             )
         check_revision(revision, self.url)
+
+    def writer_lease(self) -> WriterLease:
+        return NoLease()  # one process writes a SQLite journal
 
     async def head(self) -> int:
         """The seq of the last event, 0 for an empty journal."""

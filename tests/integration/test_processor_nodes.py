@@ -17,6 +17,7 @@ from chat_core.domain import events as e
 from chat_core.domain.state import ChatState, initial_state
 from chat_core.errors import InternalError, JournalError, NotAMember
 from chat_core.journal.memory import MemoryJournal
+from chat_core.journal.port import NoLease, WriterLease
 from chat_core.processor import CommandProcessor, Delivery
 from chat_kit import HASH, T0
 from chat_web.metrics import ProcessorMetrics
@@ -84,8 +85,40 @@ async def test_a_stale_append_catches_up_and_is_decided_again() -> None:
         assert b.published.seqs == [1, 2, 3, 4, 5]
 
 
-async def test_a_stale_append_is_counted_as_a_conflict_for_metrics() -> None:
+class NoTurns(MemoryJournal):
+    """Writers that do not take turns (no writer lease): the conflict path, which stays as the
+    safety net behind the lease, is what decides."""
+
+    def writer_lease(self) -> WriterLease:
+        return NoLease()
+
+
+async def test_without_turns_a_stale_append_conflicts_and_is_decided_again() -> None:
+    journal = NoTurns(shared=True)
+    a, b = Node(journal), Node(journal)
+    async with a as pa, b as pb:
+        await pa.submit(ensure("alice"))
+        await pa.submit(join("alice"))
+        await pb.submit(ensure("bob"))
+        outcome = await pb.submit(join("bob"))
+        assert [type(r.event) for r in outcome.events] == [e.UserJoined]
+        assert b.published.seqs == [1, 2, 3, 4, 5]
+
+
+async def test_writers_taking_turns_never_conflict() -> None:
     journal = MemoryJournal(shared=True)
+    metrics = ProcessorMetrics(CollectorRegistry())
+    a, b = Node(journal), Node(journal, metrics)
+    async with a as pa, b as pb:
+        await pa.submit(ensure("alice"))
+        await pb.submit(ensure("bob"))  # b takes the lease, catches up on alice, appends
+        sends = [(pa if i % 2 else pb).submit(ensure(f"user{i}")) for i in range(100)]
+        await asyncio.gather(*sends)
+        assert metrics.conflicts == 0
+
+
+async def test_a_stale_append_is_counted_as_a_conflict_for_metrics() -> None:
+    journal = NoTurns(shared=True)
     metrics = ProcessorMetrics(CollectorRegistry())
     a, b = Node(journal), Node(journal, metrics)
     async with a as pa, b as pb:
