@@ -18,10 +18,11 @@ restored state: they do not fail because N did.
 
 `state` is always the committed state: what the journal holds.
 
-Other writers (nodes on one PostgreSQL journal, docs/architecture.md section 6): an append
-whose expected head is stale is refused (`JournalConflict`); the processor catches up (folds
-and publishes the others' events like its own) and decides the commands again. `advance_to`
-and `sync` make it catch up between batches too, while the writer is free.
+Other writers (nodes on one PostgreSQL journal, docs/architecture.md section 6) take turns:
+the processor appends only while it holds the journal's writer lease, catching up (folding and
+publishing the others' events like its own) when it takes it. An append whose expected head is
+stale anyway is refused (`JournalConflict`), caught up and decided again. `advance_to` and
+`sync` make it catch up between batches too, while the writer is free.
 
 An `Observer` (the web layer's metrics) hears of each settled batch once, never of each
 command: the hot path stays one call per batch, and this module stays free of any framework.
