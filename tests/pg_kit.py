@@ -99,3 +99,16 @@ async def empty_journal(url: str) -> None:
         await conn.execute("SET session_replication_role = replica; TRUNCATE events")
     finally:
         await conn.close()
+
+
+def stop_all(nodes: list[Any], stop_one: Callable[[Any], None]) -> None:
+    """Stop every node (server processes on one database), then report the first that
+    failed: one failure must not leave the others running."""
+    failures: list[AssertionError] = []
+    for node in nodes:
+        try:
+            stop_one(node)
+        except AssertionError as exc:
+            failures.append(exc)
+    if failures:
+        raise failures[0]

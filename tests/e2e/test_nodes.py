@@ -19,6 +19,8 @@ import pytest
 from conftest import ServerProcess
 from helpers import GENEROUS_LIMITS, Client, Harness, User, unique
 
+from pg_kit import stop_all
+
 NODES = 3
 
 
@@ -34,8 +36,7 @@ def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[ServerProce
             start_at_once(started)
             yield started
         finally:
-            for node in started:
-                _stop_and_check_node(node)
+            stop_all(started, _stop_and_check_node)
 
 
 def _stop_and_check_node(node: ServerProcess) -> None:
@@ -231,5 +232,4 @@ async def test_a_users_message_budget_holds_across_nodes(tmp_path: Path) -> None
                 refused = await on_b.error_of("send_message", room_id=rid, text="b0")
                 assert refused.code == -32029, refused
         finally:
-            for node in pair:
-                _stop_and_check_node(node)
+            stop_all(pair, _stop_and_check_node)

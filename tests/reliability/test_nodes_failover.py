@@ -27,6 +27,8 @@ import pytest
 from helpers import GENEROUS_LIMITS, Client, ConnectionLost, HandshakeRefused, RpcError, User
 from reliability_kit import ServerProcess, size, stop_and_check
 
+from pg_kit import stop_all
+
 NODES = 3
 # Kills on which a user of the dying node is watched going offline (each waits for it).
 WATCHED_KILLS = 3
@@ -46,8 +48,7 @@ def nodes(tmp_path: Path) -> Iterator[list[Any]]:
                     done.result()
             yield started
         finally:
-            for node in started:
-                stop_and_check(node)
+            stop_all(started, stop_and_check)
 
 
 class Sender:
@@ -227,8 +228,7 @@ def pair(tmp_path: Path) -> Iterator[tuple[str, list[Any]]]:
                 node.start()
             yield url.rsplit("/", 1)[1], started
         finally:
-            for node in started:
-                stop_and_check(node)
+            stop_all(started, stop_and_check)
 
 
 async def test_while_postgresql_is_unreachable_commands_fail_and_nothing_is_lost(
