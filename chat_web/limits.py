@@ -50,20 +50,12 @@ class TokenBucket:
     def take(self, key: str) -> float:
         """Take one token; 0.0 when allowed, else the seconds until a token is available."""
         now = self._clock()
-        buckets = self._buckets
-        entry = buckets.get(key)
-        if entry is None:
-            tokens = self.capacity
-            if len(buckets) >= self.max_keys:
-                buckets.popitem(last=False)
-        else:
-            tokens = min(self.capacity, entry[0] + (now - entry[1]) * self.rate)
-            buckets.move_to_end(key)
+        tokens = self._refilled(key, now)
         if tokens < 1.0:
-            buckets[key] = (tokens, now)
+            self._buckets[key] = (tokens, now)
             self.refused += 1
             return (1.0 - tokens) / self.rate
-        buckets[key] = (tokens - 1.0, now)
+        self._buckets[key] = (tokens - 1.0, now)
         if self.spent is not None:
             _count(self.spent, key, self.max_keys)
         return 0.0
@@ -71,16 +63,19 @@ class TokenBucket:
     def charge(self, key: str, count: int) -> None:
         """Take `count` tokens another node granted `key` (down to an empty bucket)."""
         now = self._clock()
+        self._buckets[key] = (max(0.0, self._refilled(key, now) - count), now)
+
+    def _refilled(self, key: str, now: float) -> float:
+        """The tokens `key` has at `now`; the key becomes the most recently used (a new key
+        first makes room: the least recently used goes)."""
         buckets = self._buckets
         entry = buckets.get(key)
         if entry is None:
-            tokens = self.capacity
             if len(buckets) >= self.max_keys:
                 buckets.popitem(last=False)
-        else:
-            tokens = min(self.capacity, entry[0] + (now - entry[1]) * self.rate)
-        buckets[key] = (max(0.0, tokens - count), now)
+            return self.capacity
         buckets.move_to_end(key)
+        return min(self.capacity, entry[0] + (now - entry[1]) * self.rate)
 
     def __len__(self) -> int:
         return len(self._buckets)
