@@ -18,6 +18,8 @@ from typing import Any, Final, Protocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.http11 import Request
 
+from chat_web.ws.inbox import Inbox
+
 EXTENSION: Final = "chat.direct"
 
 
@@ -30,7 +32,47 @@ class DirectWriter(Protocol):
 
 
 class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
-    """WebSocketsSansIOProtocol exposing `write_frames` to the application."""
+    """WebSocketsSansIOProtocol exposing `write_frames` to the application, and keeping what
+    it receives in an `Inbox` (`chat_web.ws.inbox`) instead of an asyncio.Queue."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.queue: Any = Inbox(self._inbox_empty)
+
+    @property
+    def inbox(self) -> Inbox:
+        inbox: Inbox = self.queue
+        return inbox
+
+    def send_receive_event_to_app(self) -> None:
+        """uvicorn's, but a text message is kept as its str, and reading stops only while
+        the inbox is full, not after every message."""
+        data = self.frames[0] if len(self.frames) == 1 else b"".join(self.frames)
+        self.frames = []
+        if self.close_sent:
+            return  # past `websocket.close`: dropped, as uvicorn does
+        if self.curr_msg_data_type == "text":
+            try:
+                text = data.decode()
+            except UnicodeDecodeError:
+                self.logger.info("invalid UTF-8 in a text frame, closing with 1007")
+                self.conn.send_close(1007)
+                self.handle_parser_exception()
+                return
+            self.queue.put_nowait(text)
+        else:
+            self.queue.put_nowait({"type": "websocket.receive", "bytes": bytes(data)})
+        if not self.read_paused and self.queue.full:
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    async def receive(self) -> Any:
+        return await self.queue.get()
+
+    def _inbox_empty(self) -> None:
+        if self.read_paused and not self.disconnected:
+            self.read_paused = False
+            self.transport.resume_reading()
 
     def handle_connect(self, event: Request) -> None:
         super().handle_connect(event)
@@ -54,6 +96,13 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
     def unsent_bytes(self) -> int:
         """What the transport holds, written but not yet taken by the kernel."""
         return int(self.transport.get_write_buffer_size())
+
+
+def direct_inbox(scope: Any) -> Inbox | None:
+    """The socket's inbox, if the server gave one."""
+    extensions = scope.get("extensions") or {}
+    protocol = extensions.get(EXTENSION)
+    return protocol.inbox if isinstance(protocol, DirectWebSocketProtocol) else None
 
 
 def direct_writer(scope: Any) -> DirectWriter | None:

@@ -26,7 +26,7 @@ import time
 from collections import deque
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from chat_core.errors import ChatError, InternalError, Unauthenticated
 from chat_core.processor import Outcome
@@ -43,6 +43,7 @@ from chat_web.audit import audit_call
 from chat_web.methods import WRITES, Write, dispatch, request_refusal
 from chat_web.runtime import Runtime
 from chat_web.ws.connection import Connection
+from chat_web.ws.direct import direct_inbox
 
 # Lone write frames of one connection waiting for their commit at once; past this the
 # reader stops reading (TCP pushes back on the client). Also at most a quarter of the send
@@ -55,7 +56,9 @@ async def read_frames(rt: Runtime, conn: Connection, expires: int) -> None:
 
     `expires` is the token's expiry (unix seconds): past it, requests are refused (-32001).
     """
-    receive = conn.socket.receive
+    # The socket's inbox when the server keeps one (a text message as its str), else ASGI.
+    inbox = direct_inbox(conn.socket.scope)
+    receive = conn.socket.receive if inbox is None else inbox.next
     max_batch = rt.settings.server.max_batch_requests
     gate = rt.hub.gate
     # Made at the first lone write: most connections never send one. Commands still
@@ -66,20 +69,16 @@ async def read_frames(rt: Runtime, conn: Connection, expires: int) -> None:
         if conn.read_pause:
             pause, conn.read_pause = conn.read_pause, 0.0
             await asyncio.sleep(pause)
-        message = await receive()
-        kind = message["type"]
-        if kind == "websocket.disconnect":
-            code = message.get("code")
-            if conn.close_code is None and isinstance(code, int):
-                conn.close_code = code
-            return
-        if kind != "websocket.receive":
-            continue
-        text = message.get("text")
-        if not isinstance(text, str):
-            conn.log.info("binary frame, closing with %d", Close.UNSUPPORTED_DATA)
-            conn.abort(Close.UNSUPPORTED_DATA)
-            return
+        message: Any = await receive()
+        if type(message) is str:
+            text = message
+        else:
+            event = _event_text(conn, message, inbox is not None)
+            if event is None:
+                return
+            if event is False:
+                continue
+            text = event
         if conn.closing:
             # Closing (kicked, banned, slow): nothing more is answered.
             continue
@@ -92,6 +91,29 @@ async def read_frames(rt: Runtime, conn: Connection, expires: int) -> None:
             # Still holding the turn, let the loop go round once: the user's other sockets
             # queue on the lock meanwhile, so the user gets one frame a turn, not one a socket.
             await asyncio.sleep(0)
+
+
+def _event_text(
+    conn: Connection, message: dict[str, Any], direct: bool
+) -> str | Literal[False] | None:
+    """The text of an ASGI receive event; None once the reader must stop (the peer is gone,
+    a binary frame), False for an event to pass over."""
+    kind = message["type"]
+    if kind == "websocket.disconnect":
+        code = message.get("code")
+        if conn.close_code is None and isinstance(code, int):
+            conn.close_code = code
+        if direct:  # read past Litestar's receive: note it as that would have
+            conn.socket.connection_state = "disconnect"
+        return None
+    if kind != "websocket.receive":
+        return False
+    text = message.get("text")
+    if not isinstance(text, str):
+        conn.log.info("binary frame, closing with %d", Close.UNSUPPORTED_DATA)
+        conn.abort(Close.UNSUPPORTED_DATA)
+        return None
+    return text
 
 
 async def _handle(
