@@ -56,6 +56,7 @@ class GatedJournal(MemoryJournal):
         self.gate.set()
         self.appending = asyncio.Event()
         self.fail_next = False
+        self.appended: list[int] = []  # the records of each append, in order
 
     def hold(self, *, fail: bool = False) -> None:
         self.gate.clear()
@@ -72,6 +73,7 @@ class GatedJournal(MemoryJournal):
             self.fail_next = False
             raise JournalError("injected: the disk is full")
         await super().append(expected_head, records)
+        self.appended.append(len(records))
 
 
 class FakeSocket:

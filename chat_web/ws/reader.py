@@ -12,7 +12,10 @@ arrival order, as before; only the wait for the commit overlaps with reading on.
 still leave in request order, and any other frame first waits for every write in flight, as
 does a write that names no room (it reads the connection's current room) and the frame after
 a join (its answer sets that room): what a client observes is what it observed when frames
-ran one after the other.
+ran one after the other. The writes of one batch frame are queued together the same way
+(`pipeline.BatchWrites`): they share a group commit, and the batch's answer leaves with their
+deliveries; a read in the batch, a write naming no room and the write after a join first wait
+for the writes before them.
 
 Throttling: after a request refused by the user's request budget, the connection's next frame
 is read `conn.read_pause` later (see `methods.request_refusal`): TCP pushes back on the
@@ -23,32 +26,24 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
-from datetime import UTC, datetime
-from functools import partial
-from typing import Any, Final, Literal
+from typing import Any, Literal
 
 from chat_core.errors import ChatError, InternalError, Unauthenticated
-from chat_core.processor import Outcome
 from chat_core.protocol.codes import Close
 from chat_core.protocol.rpc import (
     Call,
+    ErrorReply,
     Parsed,
     encode_batch,
     encode_error,
     encode_result,
     parse_frame,
 )
-from chat_web.audit import audit_call
-from chat_web.methods import WRITES, Write, dispatch, request_refusal
+from chat_web.methods import WRITES, dispatch, request_refusal
 from chat_web.runtime import Runtime
 from chat_web.ws.connection import Connection
 from chat_web.ws.direct import direct_inbox
-
-# Lone write frames of one connection waiting for their commit at once; past this the
-# reader stops reading (TCP pushes back on the client). Also at most a quarter of the send
-# queue, so one commit's answers and echoes cannot overflow the sender's own queue.
-MAX_PIPELINED: Final = 64
+from chat_web.ws.pipeline import BatchWrites, Pending, Pipeline, expired, log_revoked, needs_settled
 
 
 async def read_frames(rt: Runtime, conn: Connection, expires: int) -> None:
@@ -64,7 +59,7 @@ async def read_frames(rt: Runtime, conn: Connection, expires: int) -> None:
     # Made at the first lone write: most connections never send one. Commands still
     # in flight when the peer goes away commit and answer through their callbacks, which
     # send nothing once the connection is closing.
-    sends: _Pipeline | None = None
+    sends: Pipeline | None = None
     while True:
         if conn.read_pause:
             pause, conn.read_pause = conn.read_pause, 0.0
@@ -117,16 +112,16 @@ def _event_text(
 
 
 async def _handle(
-    rt: Runtime, conn: Connection, expires: int, parsed: Parsed, sends: _Pipeline | None
-) -> _Pipeline | None:
+    rt: Runtime, conn: Connection, expires: int, parsed: Parsed, sends: Pipeline | None
+) -> Pipeline | None:
     """Answer one parsed frame; the connection's pipeline (made at its first lone write)."""
     items = parsed.items
     if not parsed.is_batch and len(items) == 1:
         call = items[0]
         if isinstance(call, Call) and call.method in WRITES:
             if sends is None:
-                sends = _Pipeline(rt, conn, expires)
-            elif sends.barrier or getattr(call.params, "room_id", "") is None:
+                sends = Pipeline(rt, conn, expires)
+            elif sends.barrier or needs_settled(call):
                 # The connection's current room may still move with a write in flight.
                 await sends.drain()
             await sends.add(call)
@@ -137,189 +132,106 @@ async def _handle(
     return sends
 
 
-class _Pending:
-    """A pipelined write's place in the response order, and its answer once known."""
-
-    __slots__ = ("call", "done", "outcome", "reply", "revoked")
-
-    def __init__(self, call: Call) -> None:
-        self.call = call
-        self.done = False
-        self.outcome = "ok"  # or the refusal's reason (for the audit line)
-        self.reply: bytes | None = None
-        self.revoked = False
-
-    def answer(self, result: Any = None, error: ChatError | None = None) -> None:
-        call = self.call
-        self.done = True
-        self.revoked = isinstance(error, Unauthenticated)
-        if error is not None:
-            self.outcome = error.reason
-        if call.is_notification:
-            return
-        if error is not None:
-            self.reply = encode_error(call.id, error.error_object())
-        else:
-            self.reply = encode_result(call.id, result)
-
-
-class _Pipeline:
-    """The lone write frames of a connection waiting for their commit.
-
-    No task per write: the checks run and the command is queued on the processor from the
-    reader itself, and the processor's future answers through a callback (a task per command
-    was ~5% of the event loop's time under bench/run.py's durable load). Answers leave in
-    request order: one that is ready waits in `pending` for those before it.
-    """
-
-    __slots__ = ("barrier", "conn", "depth", "expires", "pending", "rt", "waiter")
-
-    def __init__(self, rt: Runtime, conn: Connection, expires: int) -> None:
-        self.rt, self.conn, self.expires = rt, conn, expires
-        self.pending: deque[_Pending] = deque()
-        # Resolved whenever answers leave, for `add` (depth) and `drain` waiting on them.
-        self.waiter: asyncio.Future[None] | None = None
-        self.depth = max(1, min(MAX_PIPELINED, rt.settings.server.send_queue_limit // 4))
-        # A write whose answer changes the connection is in flight: the next frame waits.
-        self.barrier = False
-
-    async def add(self, call: Call) -> None:
-        while len(self.pending) >= self.depth:
-            await self._answers_left()
-        slot = _Pending(call)
-        self.pending.append(slot)
-        rt, conn = self.rt, self.conn
-        write: Write | None = None
-        # Counted as `_answer` counts a lone request: the budget first, then the token.
-        refusal = request_refusal(rt, conn)
-        try:
-            if self.expires <= time.time():
-                raise _expired()
-            if refusal is not None:
-                raise refusal
-            started = WRITES[call.method](rt, conn, call.params, datetime.now(UTC))
-            if isinstance(started, Write):
-                write = started
-                future = await rt.processor.enqueue(write.command)
-                if write.barrier:
-                    self.barrier = True
-                future.add_done_callback(partial(self._committed, slot, write))
-                return
-            slot.answer(started)
-        except ChatError as exc:
-            _undo(write)
-            _log_revoked(conn, exc)
-            slot.answer(error=exc)
-        except Exception:
-            _undo(write)
-            conn.log.exception("method %s failed (id=%r)", call.method, call.id)
-            slot.answer(error=InternalError("internal error"))
-        self._flush()
-
-    def _committed(self, slot: _Pending, write: Write, future: asyncio.Future[Outcome]) -> None:
-        call = slot.call
-        if future.cancelled():
-            _undo(write)
-            slot.answer(error=InternalError("internal error"))
-        elif (exc := future.exception()) is None:
-            try:
-                slot.answer(write.answer(future.result()))
-            except Exception:
-                self.conn.log.exception("method %s failed (id=%r)", call.method, call.id)
-                slot.answer(error=InternalError("internal error"))
-        elif isinstance(exc, ChatError):
-            _undo(write)
-            _log_revoked(self.conn, exc)
-            slot.answer(error=exc)
-        else:
-            _undo(write)
-            self.conn.log.error("method %s failed (id=%r): %r", call.method, call.id, exc)
-            slot.answer(error=InternalError("internal error"))
-        self._flush()
-
-    def _flush(self) -> None:
-        """Send the answers that are ready and have no unanswered request before them."""
-        pending, conn = self.pending, self.conn
-        if not pending or not pending[0].done:
-            return
-        while pending and pending[0].done:
-            slot = pending.popleft()
-            call = slot.call
-            # Audited writes (moderation) are logged as their answer leaves, as `dispatch` does.
-            audit_call(call.method, conn.username, conn.address, call.params, slot.outcome)
-            if slot.reply is not None:
-                conn.send(slot.reply.decode())
-            if slot.revoked:
-                conn.close_after_queued(Close.UNAUTHORIZED)
-        if not pending:
-            self.barrier = False
-        waiter = self.waiter
-        if waiter is not None:
-            self.waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
-
-    async def _answers_left(self) -> None:
-        if self.waiter is None:
-            self.waiter = asyncio.get_running_loop().create_future()
-        await self.waiter
-
-    async def drain(self) -> None:
-        """Wait until every write in flight is answered (before any other frame runs)."""
-        while self.pending:
-            await self._answers_left()
-
-
 async def _answer(rt: Runtime, conn: Connection, expires: int, parsed: Parsed) -> None:
     # Members answered by nobody (invalid notifications) count against the budget too.
     for _ in range(parsed.members - len(parsed.items)):
         request_refusal(rt, conn)
-    parts: list[bytes] = []
-    size = 0
-    revoked = False
+    answers = _Answers(rt, conn, expires, parsed.is_batch)
     for item in parsed.items:
+        if not await answers.take(item):
+            return
+    await answers.send()
+
+
+class _Answers:
+    """One frame's answers in request order: those known, and a batch's writes waiting for
+    their commit (`BatchWrites`)."""
+
+    def __init__(self, rt: Runtime, conn: Connection, expires: int, is_batch: bool) -> None:
+        self.rt, self.conn, self.expires, self.is_batch = rt, conn, expires, is_batch
+        self.answers: list[bytes | Pending] = []
+        self.writes = BatchWrites()
+        self.size = 0
+        self.revoked = False
+
+    async def take(self, item: Call | ErrorReply) -> bool:
+        """Answer or start one request; False once the connection is closed (4008)."""
+        rt, conn, answers = self.rt, self.conn, self.answers
         refusal = request_refusal(rt, conn)
-        if revoked:
+        is_write = self.is_batch and isinstance(item, Call) and item.method in WRITES
+        if isinstance(item, Call) and self._waits(item, is_write):
+            self.revoked = await self._settle()
+        if self.revoked:
             # After a revoked token nothing else runs; requests still get their one answer.
             if isinstance(item, Call) and not item.is_notification:
-                parts.append(encode_error(item.id, _expired().error_object()))
-            continue
+                answers.append(encode_error(item.id, expired().error_object()))
+            return True
         if not isinstance(item, Call):
             # Its own error, past the budget too (the read pause is what slows the client).
-            reply: bytes | None = encode_error(item.id, item.error)
-        else:
-            reply, revoked = await _run(rt, conn, expires, item, refusal)
+            answers.append(encode_error(item.id, item.error))
+            return True
+        if is_write:
+            slot = Pending(item)
+            answers.append(slot)
+            await self.writes.start(rt, conn, self.expires, slot, refusal)
+            return True
+        reply, self.revoked = await _run(rt, conn, self.expires, item, refusal)
         if reply is not None:
-            parts.append(reply)
-            size += len(reply)
-            if conn.would_overflow(size):
-                # The answers would not fit in the send queue: stop building them (a batch of
-                # history pages can be megabytes) and close as the queue would (4008).
-                conn.log.warning(
-                    "batch answer over send_queue_bytes, closing with %d", Close.SLOW_READER
-                )
-                conn.abort(Close.SLOW_READER)
+            answers.append(reply)
+            self.size += len(reply)
+            return not _too_big(conn, self.size)
+        return True
+
+    def _waits(self, call: Call, is_write: bool) -> bool:
+        """Whether `call` must wait for the batch's writes so far: anything but a write does
+        (a read sees them), as do a write naming no room and the write after a join."""
+        writes = self.writes
+        if not writes.left or self.revoked:
+            return False
+        return not is_write or writes.barrier or needs_settled(call)
+
+    async def _settle(self) -> bool:
+        """Wait for the batch's writes so far; whether one found the session over."""
+        await self.writes.settle()
+        return any(isinstance(a, Pending) and a.revoked for a in self.answers)
+
+    async def send(self) -> None:
+        """Send the answers (one array for a batch) once the last write is answered."""
+        await self.writes.then(self._send_now)
+
+    def _send_now(self) -> None:
+        conn, answers = self.conn, self.answers
+        parts = _replies(conn, answers)
+        if parts:
+            if _too_big(conn, sum(map(len, parts))):
                 return
-    if parts:
-        frame = encode_batch(parts) if parsed.is_batch else parts[0]
-        conn.send(frame.decode())
-    if revoked:
-        conn.close_after_queued(Close.UNAUTHORIZED)
+            frame = encode_batch(parts) if self.is_batch else parts[0]
+            conn.send(frame.decode())
+        if self.revoked or any(isinstance(a, Pending) and a.revoked for a in answers):
+            conn.close_after_queued(Close.UNAUTHORIZED)
 
 
-def _undo(write: Write | None) -> None:
-    """Take back what a failed write's checks counted (a room creation)."""
-    if write is not None and write.undo is not None:
-        write.undo()
+def _replies(conn: Connection, answers: list[bytes | Pending]) -> list[bytes]:
+    """The batch's answers in request order (its writes audited as they are answered)."""
+    parts: list[bytes] = []
+    for answer in answers:
+        if isinstance(answer, Pending):
+            answer.audit(conn)
+            if answer.reply is not None:
+                parts.append(answer.reply)
+        else:
+            parts.append(answer)
+    return parts
 
 
-def _log_revoked(conn: Connection, error: ChatError) -> None:
-    if isinstance(error, Unauthenticated):
-        conn.log.info("token no longer valid at %s: %s", datetime.now(UTC).isoformat(), error)
-
-
-def _expired() -> Unauthenticated:
-    return Unauthenticated("the token has expired", "token_expired")
+def _too_big(conn: Connection, size: int) -> bool:
+    """The answers would not fit in the send queue: stop building them (a batch of history
+    pages can be megabytes) and close as the queue would (4008)."""
+    if not conn.would_overflow(size):
+        return False
+    conn.log.warning("batch answer over send_queue_bytes, closing with %d", Close.SLOW_READER)
+    conn.abort(Close.SLOW_READER)
+    return True
 
 
 async def _run(
@@ -332,7 +244,7 @@ async def _run(
     error: ChatError | None = None
     result: Any = None
     if expires <= time.time():
-        error = _expired()
+        error = expired()
     elif refusal is not None:
         error = refusal
     else:
@@ -345,7 +257,7 @@ async def _run(
             error = InternalError("internal error")
     revoked = isinstance(error, Unauthenticated)
     if error is not None:
-        _log_revoked(conn, error)
+        log_revoked(conn, error)
     if call.is_notification:
         return None, revoked
     if error is not None:

@@ -1,11 +1,15 @@
 """Direct writes (chat_web.ws.direct): pending frames leave in one write, framed once, and
-unsent bytes past `server.send_queue_bytes` close with 4008. The socket is a recorder."""
+unsent bytes past `server.send_queue_bytes` close with 4008, and answers leave with their
+commit's deliveries. The socket is a recorder."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
+
+from frames_kit import WITHIN, FakeSocket, World, serve
 
 from chat_core.domain import events as e
 from chat_core.domain.evolve import evolve
@@ -39,9 +43,11 @@ class RecordingWriter:
     def __init__(self) -> None:
         self.writes: list[bytes] = []
         self.unsent = 0
+        self.written = asyncio.Event()
 
     def write_frames(self, data: bytes) -> bool:
         self.writes.append(data)
+        self.written.set()
         self.unsent += len(data)  # the peer reads nothing: all of it stays in the transport
         return True
 
@@ -194,3 +200,37 @@ async def test_an_ack_leaves_with_its_deliveries_even_after_an_earlier_send_of_t
     assert json.loads(ack[-2])["method"] == "message_received"  # the delivery, then the ack
     assert texts[0][0] == '{"early":1}'  # order kept
     await conn.finish()
+
+
+async def test_a_batch_of_writes_is_answered_in_the_same_write_as_its_deliveries() -> None:
+    """The real reader and processor: a batch frame's writes share one commit, and its one
+    array answer leaves the sender's socket together with that commit's deliveries."""
+    w = await World.open()
+    socket = FakeSocket()
+    conn, writer = _connection()
+    conn.socket = socket  # type: ignore[assignment]
+    conn.key = conn.username = "bob"
+    conn.start_writer(_nothing)
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    w.rt.hub.register(conn, w.processor.state)
+    serving = asyncio.create_task(serve(w.rt, socket, conn, int(time.time()) + 3600))
+    try:
+        batch = [
+            {"jsonrpc": "2.0", "id": i, "method": "send_message", "params": p}
+            for i, p in enumerate([{"room_id": "general", "text": f"m{i}"} for i in range(3)])
+        ]
+        socket.put_text(json.dumps(batch))
+        async with asyncio.timeout(WITHIN):
+            while not any(b"[{" in data for data in writer.writes):
+                writer.written.clear()
+                await writer.written.wait()
+        (holding,) = [_texts(data) for data in writer.writes if b"[{" in data]
+        methods = [json.loads(t).get("method") for t in holding[:-1]]
+        assert methods == ["message_received"] * 3  # the commit's deliveries, then the answer
+        assert [a["id"] for a in json.loads(holding[-1])] == [0, 1, 2]
+    finally:
+        socket.inbox.put_nowait({"type": "websocket.disconnect", "code": 1000})
+        async with asyncio.timeout(WITHIN):
+            await serving
+        await w.close()
