@@ -197,8 +197,9 @@ class Session:
         self._closing = True
         ws = self._ws
         if ws is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(ws.close(), 2.0)
+            with contextlib.suppress(Exception):  # TimeoutError included
+                async with asyncio.timeout(2.0):
+                    await ws.close()
         if self._runner is not None:
             self._runner.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):

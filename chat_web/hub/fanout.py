@@ -269,7 +269,8 @@ class Hub:
             conn.close_after_queued(code, grace)
         # Shielded: the timeout must not cancel the future that unregister resolves.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(gone), grace)
+            async with asyncio.timeout(grace):
+                await asyncio.shield(gone)
 
     def _closed(self, conn: Connection) -> None:
         """During `close_all`: one connection fewer to wait for."""

@@ -407,11 +407,9 @@ class Connection:
 
     async def _close(self, code: int) -> None:
         self._cancel_timer()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(
-                self.socket.send(_close_event(code)),
-                CLOSE_TIMEOUT,
-            )
+        with contextlib.suppress(Exception):  # TimeoutError included: the peer is stuck
+            async with asyncio.timeout(CLOSE_TIMEOUT):
+                await self.socket.send(_close_event(code))
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
@@ -426,8 +424,24 @@ class Connection:
             if task is not None and not task.done():
                 if task is self._writer:
                     task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await asyncio.wait_for(task, CLOSE_TIMEOUT)
+                await _ended(task)
+
+
+async def _ended(task: asyncio.Task[None]) -> None:
+    """Wait for `task` to end, at most CLOSE_TIMEOUT (then it is cancelled); how it ended is
+    not the caller's error, but a cancellation of the caller itself still propagates.
+
+    `asyncio.timeout`, not `wait_for`: on Python 3.11, `wait_for` can swallow a cancel that
+    lands as the awaited task ends."""
+    try:
+        async with asyncio.timeout(CLOSE_TIMEOUT):
+            await task
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise
+    except Exception:  # noqa: BLE001 (the writer or close failed: the socket is gone anyway)
+        return
 
 
 def _coalesce(first: str, queue: deque[str | _Close]) -> tuple[str, int]:

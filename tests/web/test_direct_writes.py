@@ -5,6 +5,7 @@ commit's deliveries. The socket is a recorder."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from typing import Any
@@ -234,3 +235,26 @@ async def test_a_batch_of_writes_is_answered_in_the_same_write_as_its_deliveries
         async with asyncio.timeout(WITHIN):
             await serving
         await w.close()
+
+
+class _StuckSocket(RecordingSocket):
+    """A peer that never takes the close frame."""
+
+    async def send(self, event: dict[str, Any]) -> None:
+        await asyncio.Event().wait()
+
+
+async def test_cancelling_a_finish_that_waits_for_a_stuck_close_is_not_swallowed() -> None:
+    conn, _ = _connection()
+    conn.socket = _StuckSocket()  # type: ignore[assignment]
+    conn.start_writer(_nothing)
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    conn.abort(Close.SLOW_READER)  # the close task now waits on the stuck peer
+    finishing = asyncio.create_task(conn.finish())
+    await asyncio.sleep(0)
+    finishing.cancel()
+    async with asyncio.timeout(WITHIN):  # not CLOSE_TIMEOUT later, and not as if it finished
+        with contextlib.suppress(asyncio.CancelledError):
+            await finishing
+    assert finishing.cancelled()
