@@ -108,6 +108,8 @@ MAX_DISPLAY_NAME_LENGTH: Final = 64
 
 
 def _is_invisible(char: str) -> bool:
+    if char.isascii():  # the usual first character: no ASCII one is a format character
+        return char.isspace()
     if char.isspace() or char in _INVISIBLE or unicodedata.category(char) == "Cf":
         return True
     point = ord(char)

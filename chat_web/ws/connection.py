@@ -258,10 +258,8 @@ class Connection:
         direct = self._direct
         if not out or direct is None:
             return
-        if self.batching:
-            data = b"".join(text_frame(f.encode()) for f in _arrays(out))
-        else:
-            data = out[0] if len(out) == 1 else b"".join(out)
+        # (b"".join of one bytes object returns that object: no copy for a lone frame)
+        data = _array_frames(out) if self.batching else b"".join(out)
         out.clear()
         limit = self._byte_limit
         if limit is not None:
@@ -461,6 +459,21 @@ def _coalesce(first: str, queue: deque[str | _Close]) -> tuple[str, int]:
     if len(parts) == 1:
         return first, 0
     return "[" + ",".join(parts) + "]", size - len(first)
+
+
+def _array_frames(texts: list[str]) -> bytes:
+    """A batching client's pending messages, framed as the writer task joins them: one array
+    frame in the usual case (no batch answer among them, within MAX_BATCH and
+    MAX_BATCH_CHARS), else as `_coalesce` splits them."""
+    if len(texts) == 1:
+        return text_frame(texts[0].encode())
+    if (
+        len(texts) <= MAX_BATCH
+        and sum(map(len, texts)) < MAX_BATCH_CHARS
+        and not any(text[0] == "[" for text in texts)
+    ):
+        return text_frame(("[" + ",".join(texts) + "]").encode())
+    return b"".join(text_frame(f.encode()) for f in _arrays(texts))
 
 
 def _arrays(texts: list[str]) -> Iterable[str]:
