@@ -7,7 +7,7 @@ per frame (py-spy: about a tenth of the server's CPU under bench/run.py's durabl
 the pause and resume). `DirectWebSocketProtocol`
 (`chat_web.ws.direct`) puts an `Inbox` in the queue's place: a text message is kept as its
 `str`, the reader takes it with `next`, and the socket stops being read only while the inbox
-holds `MESSAGES` messages or `CHARS` characters, so a client's frames are bounded here as
+holds `MESSAGES` messages or `CHARS` characters (256 Ki), so a client's frames are bounded here as
 before, in items and in bytes, and TCP pushes back on a client that sends faster than it is
 answered. What uvicorn itself queues (connect, disconnect, binary messages) stays an ASGI event,
 and `get` still gives every item as one, for Litestar's `accept` and for anyone else reading the
@@ -23,8 +23,9 @@ from typing import Any, Final
 
 # Unread messages past which the socket stops being read (resumed once the reader took all).
 MESSAGES: Final = 64
-# The same in characters of text: a few frames at `server.max_frame_bytes` stop it too.
-CHARS: Final = 1 << 20
+# The same in characters of text. With what one read of the socket brings in past it, an
+# inbox holds at most about twice what uvicorn's queue could (one read, 256 KiB).
+CHARS: Final = 1 << 18
 
 Item = str | dict[str, Any]
 
