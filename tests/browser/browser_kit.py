@@ -6,7 +6,6 @@ come back on the same port: `FixedPortServer` passes one chosen up front instead
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import socket
 import sys
@@ -20,20 +19,7 @@ if str(_E2E) not in sys.path:
     sys.path.insert(0, str(_E2E))
 
 
-def _load_e2e_conftest() -> Any:
-    """tests/e2e/conftest.py under a name of its own, so it never clashes with a `conftest`."""
-    name = "e2e_conftest_for_browser"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, _E2E / "conftest.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-_ServerProcess: Any = _load_e2e_conftest().ServerProcess
+from server_kit import ServerProcess as _ServerProcess  # noqa: E402 (tests/e2e is on sys.path from here)
 
 
 def free_port() -> int:

@@ -6,8 +6,8 @@ from typing import Any
 
 import httpx
 import jsonschema
-from conftest import ServerProcess
 from helpers import Harness, unique
+from server_kit import ServerProcess
 
 from chat_core.protocol.catalogue import METHODS, NOTIFICATIONS
 

@@ -7,8 +7,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from conftest import ServerProcess
 from helpers import ADMIN, PASSWORD, unique
+from server_kit import ServerProcess
 
 
 def json_lines(server: ServerProcess) -> list[dict[str, Any]]:

@@ -10,8 +10,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from conftest import ServerProcess, _stop_and_check
 from helpers import unique
+from server_kit import ServerProcess, stop_and_check
 
 WEB = [sys.executable, "-m", "chat_web"]
 CLI = [sys.executable, "-m", "chat_cli"]
@@ -89,7 +89,7 @@ async def test_backup_of_a_journal_under_write_load_verifies_and_serves(
             # The last message of the copy is the last one of the room, in the restored server.
             assert page["messages"][-1]["text"] == f"w{acked.index(head) + 1}"
     finally:
-        _stop_and_check(second)
+        stop_and_check(second)
 
 
 async def test_backup_refuses_to_overwrite_and_names_a_missing_journal(tmp_path: Path) -> None:

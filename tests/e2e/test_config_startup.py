@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ServerProcess
 from helpers import Harness
+from server_kit import ServerProcess
 
 from chat_core.settings.schema import JWT_SECRET_FILE
 

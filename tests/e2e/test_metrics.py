@@ -7,9 +7,9 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
-from conftest import ServerProcess
 from helpers import PASSWORD, durable, unique
 from prometheus_client.parser import text_string_to_metric_families
+from server_kit import ServerProcess
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ServerProcess
 from helpers import PASSWORD, unique
+from server_kit import ServerProcess
 
 WEB = [sys.executable, "-m", "chat_web"]
 SECRET = {"CHAT__AUTH__JWT_SECRET": "migrate-journal-test-secret-0123456789abcdef"}

@@ -16,8 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from conftest import ServerProcess
 from helpers import GENEROUS_LIMITS, Client, Harness, User, unique
+from server_kit import ServerProcess
 
 from pg_kit import stop_all
 
@@ -40,7 +40,7 @@ def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[ServerProce
 
 
 def _stop_and_check_node(node: ServerProcess) -> None:
-    # Not conftest's own helper: with tests/reliability collected too, `conftest` may be its.
+    """As `server_kit.stop_and_check`, and a node that already stopped is checked too."""
     if node.running:
         code = node.stop()
         assert code == 0, f"exit code {code} after SIGTERM; output:\n{node.log_text()}"

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from conftest import ServerProcess
+from server_kit import ServerProcess
 
 CHAT_CLI = str(Path(sys.executable).parent / "chat-cli")
 

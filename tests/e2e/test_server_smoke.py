@@ -12,8 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from conftest import ServerProcess
 from helpers import Client, HandshakeRefused, Harness, RpcError, durable, open_socket, unique
+from server_kit import ServerProcess
 from websockets.exceptions import ConnectionClosed
 
 StartServer = Callable[..., ServerProcess]

@@ -11,7 +11,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from conftest import ServerProcess
+from server_kit import ServerProcess
 
 SEEDING = "demo users exist"  # logged while seeding, before the port opens
 

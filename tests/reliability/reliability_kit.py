@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import sys
 from pathlib import Path
@@ -15,21 +14,9 @@ _E2E = Path(__file__).resolve().parent.parent / "e2e"
 if str(_E2E) not in sys.path:
     sys.path.insert(0, str(_E2E))
 
+from server_kit import ServerProcess  # noqa: E402 (tests/e2e is on sys.path from here)
 
-def _load_e2e_conftest() -> Any:
-    """tests/e2e/conftest.py under a name of its own, so it never clashes with a `conftest`."""
-    name = "e2e_conftest_for_reliability"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, _E2E / "conftest.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-ServerProcess: Any = _load_e2e_conftest().ServerProcess
+__all__ = ["ServerProcess", "replay_verify", "seed", "size", "stop_and_check", "wait_for_log"]
 
 
 def stop_and_check(process: Any) -> None:

@@ -1,2 +1,2 @@
-"""Socket-free tests of chat_web. A package, so that its conftest is `web.conftest` and never
-shadows the `conftest` module the end-to-end tests import (`from conftest import ...`)."""
+"""Socket-free tests of chat_web. A package, so that its conftest is `web.conftest` and
+never clashes with another directory's `conftest`."""
