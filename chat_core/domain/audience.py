@@ -35,7 +35,9 @@ def audience(recorded: e.Recorded, before: ChatState) -> Audience:  # noqa: C901
     match event:
         case e.MessageSent():
             room = before.rooms.get(event.room_id)
-            return Audience(room.members.keys()) if room is not None else NOBODY
+            # The members map itself (iterated, its keys): the same object for every message
+            # until someone joins or leaves, so the hub sends a run of them together.
+            return Audience(room.members) if room is not None else NOBODY
         case e.UserJoined():
             room = before.rooms.get(event.room_id)
             joiner = user_key(event.username)

@@ -78,6 +78,11 @@ class TypingTracker:
         peers = room_peers(self._state_of(), room_id, key)
         self._send_to(peers, typing_frame(True, room_id, username))
 
+    @property
+    def active(self) -> bool:
+        """Whether anyone is typing (a stop may then send a notice)."""
+        return bool(self._typing)
+
     def stop(self, key: str, room_id: str, notify: bool = True) -> None:
         """End a typing state, telling the room's other members (nothing if none was on)."""
         entry = self._typing.pop((key, room_id), None)

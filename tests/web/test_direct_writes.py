@@ -258,3 +258,82 @@ async def test_cancelling_a_finish_that_waits_for_a_stuck_close_is_not_swallowed
         with contextlib.suppress(asyncio.CancelledError):
             await finishing
     assert finishing.cancelled()
+
+
+def _message(seq: int, username: str, before: Any) -> Delivery:
+    sent = e.MessageSent(message_id=seq, room_id="lobby", username=username, text=f"m{seq}")
+    recorded = e.Recorded(seq=seq, at=T0, actor=username, event=sent)
+    return Delivery(recorded, before, evolve(before, recorded))
+
+
+async def _hub_with(*names: str) -> tuple[Hub, Any, dict[str, RecordingWriter]]:
+    before = _lobby(*names)
+    hub = Hub(typing_timeout=5.0, committed=Committed(before))
+    writers = {}
+    for name in names:
+        conn, writer = _connection()
+        conn.key = conn.username = name
+        conn.start_writer(_nothing)
+        writers[name] = writer
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        hub.register(conn, before)
+    await asyncio.sleep(0)  # the presence frames of the registrations leave
+    for writer in writers.values():
+        writer.writes.clear()
+    return hub, before, writers
+
+
+def _received(writer: RecordingWriter) -> list[Any]:
+    return [json.loads(t) for data in writer.writes for t in _texts(data)]
+
+
+async def test_a_commit_of_messages_to_one_room_leaves_each_socket_in_order_in_one_write() -> None:
+    hub, before, writers = await _hub_with("ann", "bob", "cid")
+    deliveries = []
+    state = before
+    for seq in range(100, 104):
+        delivery = _message(seq, "ann", state)
+        deliveries.append(delivery)
+        state = delivery.after
+    hub.publish(deliveries, state)
+    await asyncio.sleep(0)
+    for writer in writers.values():
+        assert len(writer.writes) == 1
+        assert [m["params"]["seq"] for m in _received(writer)] == [100, 101, 102, 103]
+    assert hub.delivered == 12
+
+
+async def test_a_typing_notice_between_two_messages_keeps_its_place() -> None:
+    hub, before, writers = await _hub_with("ann", "bob", "cid")
+    hub.typing.start("ann", "ann", "lobby")  # ann types; her message ends it
+    await asyncio.sleep(0)
+    for writer in writers.values():
+        writer.writes.clear()
+    first = _message(100, "bob", before)
+    second = _message(101, "ann", first.after)  # ann's: stops her typing
+    third = _message(102, "bob", second.after)
+    hub.publish([first, second, third], third.after)
+    await asyncio.sleep(0)
+    seen = [m["params"].get("seq", m["method"]) for m in _received(writers["cid"])]
+    assert seen == [100, 101, "user_stopped_typing", 102]
+    hub.typing.cancel_all()
+
+
+async def test_a_run_past_the_send_queue_closes_with_4008() -> None:
+    hub, before, writers = await _hub_with("ann", "bob")
+    (bob,) = hub.connections_of("bob")
+    bob._max_out = 2  # a queue of 2 frames: a run of 3 overflows it
+    state = before
+    deliveries = []
+    for seq in range(100, 103):
+        delivery = _message(seq, "ann", state)
+        deliveries.append(delivery)
+        state = delivery.after
+    hub.publish(deliveries, state)
+    await asyncio.sleep(0.01)
+    socket = bob.socket
+    assert isinstance(socket, RecordingSocket)
+    assert socket.close_code == Close.SLOW_READER and bob.closing
+    assert writers["bob"].writes == []  # nothing of the run was written
+    assert [m["params"]["seq"] for m in _received(writers["ann"])] == [100, 101, 102]
