@@ -5,7 +5,8 @@ commit, in commit order, so a connection registered in the same synchronous step
 its state snapshot (head H) receives exactly the events with seq > H, in order. What each
 notification says and who gets it is `chat_core.protocol.notify`'s; the hub encodes and frames
 it once (`chat_web.ws.direct.text_frame`) and the per-recipient work is one `Connection.send`
-of the same str and bytes. It reads the committed
+of the same str and bytes, or one `send_many` for a run of a commit's notifications to the same
+room. It reads the committed
 state through the `Committed` it is given at construction (presence and typing need it between
 commits), and never writes it.
 """
