@@ -344,6 +344,16 @@ class World:
         await self.processor.stop()
 
 
+@asynccontextmanager
+async def world(settings: Settings | None = None) -> AsyncIterator[World]:
+    """A `World`, closed afterwards."""
+    opened = await World.open(settings)
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
 def settings_with(
     rate_limit: dict[str, Any] | None = None, chat: dict[str, Any] | None = None, **server: Any
 ) -> Settings:

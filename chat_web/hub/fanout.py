@@ -164,22 +164,11 @@ class Hub:
 
     def send_to(self, keys: Iterable[str], frame: str) -> int:
         """Queue one frame on every connection of the given users; how many it was queued on."""
-        by_user = self._by_user
-        wire = text_frame(frame.encode())
-        sent = 0
-        for key in keys:
-            conns = by_user.get(key)
-            if conns:
-                sent += len(conns)
-                for conn in conns:
-                    conn.send(frame, wire)
-        return sent
+        return self._send_run(keys, [frame])
 
     def _send_run(self, keys: Iterable[str], frames: list[str]) -> int:
         """Queue consecutive frames of one audience on each of its connections, in order:
         one call per connection for the run; how many deliveries that was."""
-        if len(frames) == 1:
-            return self.send_to(keys, frames[0])
         by_user = self._by_user
         wires = [text_frame(frame.encode()) for frame in frames]
         sent = 0

@@ -7,22 +7,11 @@ when its requests ran one at a time."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
-from frames_kit import WITHIN, World
+from frames_kit import WITHIN, world
 
 from chat_core.settings.schema import RateLimitSettings, Settings
-
-
-@asynccontextmanager
-async def world(settings: Settings | None = None) -> AsyncIterator[World]:
-    opened = await World.open(settings)
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 def _call(request_id: int, method: str, **params: Any) -> dict[str, Any]:

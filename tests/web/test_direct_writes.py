@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import json
 import time
+from collections.abc import Iterable
 from typing import Any
 
 from frames_kit import WITHIN, FakeSocket, World, serve
@@ -266,6 +267,15 @@ def _message(seq: int, username: str, before: Any) -> Delivery:
     return Delivery(recorded, before, evolve(before, recorded))
 
 
+def _messages(seqs: Iterable[int], username: str, before: Any) -> list[Delivery]:
+    """Messages of `username` to the lobby, one after the other from `before`."""
+    deliveries = []
+    for seq in seqs:
+        deliveries.append(_message(seq, username, before))
+        before = deliveries[-1].after
+    return deliveries
+
+
 async def _hub_with(*names: str) -> tuple[Hub, Any, dict[str, RecordingWriter]]:
     before = _lobby(*names)
     hub = Hub(typing_timeout=5.0, committed=Committed(before))
@@ -290,13 +300,8 @@ def _received(writer: RecordingWriter) -> list[Any]:
 
 async def test_a_commit_of_messages_to_one_room_leaves_each_socket_in_order_in_one_write() -> None:
     hub, before, writers = await _hub_with("ann", "bob", "cid")
-    deliveries = []
-    state = before
-    for seq in range(100, 104):
-        delivery = _message(seq, "ann", state)
-        deliveries.append(delivery)
-        state = delivery.after
-    hub.publish(deliveries, state)
+    deliveries = _messages(range(100, 104), "ann", before)
+    hub.publish(deliveries, deliveries[-1].after)
     await asyncio.sleep(0)
     for writer in writers.values():
         assert len(writer.writes) == 1
@@ -324,13 +329,8 @@ async def test_a_run_past_the_send_queue_closes_with_4008() -> None:
     hub, before, writers = await _hub_with("ann", "bob")
     (bob,) = hub.connections_of("bob")
     bob._max_out = 2  # a queue of 2 frames: a run of 3 overflows it
-    state = before
-    deliveries = []
-    for seq in range(100, 103):
-        delivery = _message(seq, "ann", state)
-        deliveries.append(delivery)
-        state = delivery.after
-    hub.publish(deliveries, state)
+    deliveries = _messages(range(100, 103), "ann", before)
+    hub.publish(deliveries, deliveries[-1].after)
     await asyncio.sleep(0.01)
     socket = bob.socket
     assert isinstance(socket, RecordingSocket)

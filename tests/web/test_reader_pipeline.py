@@ -7,22 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
-from frames_kit import WITHIN, Peer, World, settings_with
+from frames_kit import WITHIN, Peer, World, settings_with, world
 
 from chat_core.protocol.codes import Close
 from chat_core.settings.schema import RateLimitSettings, ServerSettings, Settings
-
-
-@asynccontextmanager
-async def world(settings: Settings | None = None) -> AsyncIterator[World]:
-    opened = await World.open(settings)
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 async def _in_flight(w: World) -> None:
