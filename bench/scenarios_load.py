@@ -186,6 +186,10 @@ def scenario_fanout(sz: Sizes, work: Path) -> list[Row]:
     return rows
 
 
+# The sender's window (requests unanswered) of the wire scenario's second comparison.
+WIDE_WINDOW = 128
+
+
 def scenario_wire(sz: Sizes, work: Path) -> list[Row]:
     """Fan-out at wire speed: the chat against a plain uvloop server writing pre-framed,
     coalesced bytes, and against itself through ASGI send (before direct writes)."""
@@ -241,10 +245,6 @@ def scenario_wire(sz: Sizes, work: Path) -> list[Row]:
         )
     )
     return rows
-
-
-# The sender's window (requests unanswered) of the wire scenario's second comparison.
-WIDE_WINDOW = 128
 
 
 def _closed_loop_once(

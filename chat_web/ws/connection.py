@@ -243,10 +243,7 @@ class Connection:
             out.append(wire)
         else:
             out.append(text_frame(frame.encode()))
-        if len(out) > self._max_out:
-            self._overflow()
-        elif self._round is not flusher.dirty and self._ready:
-            flusher.mark(self)
+        self._grew(flusher)
 
     def send_many(self, frames: list[str], wires: list[bytes]) -> None:
         """`send` of each frame in turn (`wires`: the same, framed), in one call."""
@@ -257,9 +254,13 @@ class Connection:
             for frame in frames:
                 self.send(frame)
             return
-        out = self._out
-        out.extend(frames if self.batching else wires)
-        if len(out) > self._max_out:
+        self._out.extend(frames if self.batching else wires)
+        self._grew(flusher)
+
+    def _grew(self, flusher: Flusher) -> None:
+        """Frames were added to the pending list: past the frame bound close with 4008, else
+        be written in the flusher's current round (once the preamble is out)."""
+        if len(self._out) > self._max_out:
             self._overflow()
         elif self._round is not flusher.dirty and self._ready:
             flusher.mark(self)

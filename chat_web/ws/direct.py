@@ -98,18 +98,22 @@ class DirectWebSocketProtocol(WebSocketsSansIOProtocol):
         return int(self.transport.get_write_buffer_size())
 
 
-def direct_inbox(scope: Any) -> Inbox | None:
-    """The socket's inbox, if the server gave one."""
+def _direct(scope: Any) -> DirectWebSocketProtocol | None:
+    """The socket's protocol, if the server put it in the scope."""
     extensions = scope.get("extensions") or {}
     protocol = extensions.get(EXTENSION)
-    return protocol.inbox if isinstance(protocol, DirectWebSocketProtocol) else None
+    return protocol if isinstance(protocol, DirectWebSocketProtocol) else None
+
+
+def direct_inbox(scope: Any) -> Inbox | None:
+    """The socket's inbox, if the server gave one."""
+    protocol = _direct(scope)
+    return None if protocol is None else protocol.inbox
 
 
 def direct_writer(scope: Any) -> DirectWriter | None:
     """The socket's raw-write path, if the server gave one."""
-    extensions = scope.get("extensions") or {}
-    writer = extensions.get(EXTENSION)
-    return writer if isinstance(writer, DirectWebSocketProtocol) else None
+    return _direct(scope)
 
 
 _SHORT: Final = struct.Struct("!BBH")
